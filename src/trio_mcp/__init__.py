@@ -1,0 +1,74 @@
+"""trio-mcp: a trio-native, structured-concurrency client pool for MCP servers.
+
+In a trio program::
+
+    async with trio_mcp.open_mcp_pool({"files": trio_mcp.StdioServer("mcp-files")}) as pool:
+        result = await pool.tool_call("files", "read", {"path": "README.md"})
+
+From threaded code, a portal thread runs the pool::
+
+    with trio_mcp.start_portal({"files": ...}) as portal:
+        result = portal.tool_call("files", "read", {"path": "README.md"})
+"""
+
+from __future__ import annotations
+
+from ._config import ServerConfig as ServerConfig
+from ._config import SseServer as SseServer
+from ._config import StdioServer as StdioServer
+from ._config import StreamableHttpServer as StreamableHttpServer
+from ._errors import CircuitOpenError as CircuitOpenError
+from ._errors import ConfigError as ConfigError
+from ._errors import InvalidArgumentsError as InvalidArgumentsError
+from ._errors import MCPPoolError as MCPPoolError
+from ._errors import PoolClosedError as PoolClosedError
+from ._errors import RequestFailedError as RequestFailedError
+from ._errors import ServerDisconnectedError as ServerDisconnectedError
+from ._errors import ServerOverloadedError as ServerOverloadedError
+from ._errors import ServerUnavailableError as ServerUnavailableError
+from ._errors import TemplateError as TemplateError
+from ._errors import ToolCallTimeout as ToolCallTimeout
+from ._errors import UnknownServerError as UnknownServerError
+from ._errors import UnknownToolError as UnknownToolError
+from ._pool import MCPPool as MCPPool
+from ._pool import ToolCall as ToolCall
+from ._pool import open_mcp_pool as open_mcp_pool
+from ._pool import serve_mcp_pool as serve_mcp_pool
+from ._results import result_text as result_text
+from ._version import __version__ as __version__
+
+__all__ = [
+    "CircuitOpenError",
+    "ConfigError",
+    "InvalidArgumentsError",
+    "MCPPool",
+    "MCPPoolError",
+    "PoolClosedError",
+    "RequestFailedError",
+    "ServerConfig",
+    "ServerDisconnectedError",
+    "ServerOverloadedError",
+    "ServerUnavailableError",
+    "SseServer",
+    "StdioServer",
+    "StreamableHttpServer",
+    "TemplateError",
+    "ToolCall",
+    "ToolCallTimeout",
+    "UnknownServerError",
+    "UnknownToolError",
+    "__version__",
+    "open_mcp_pool",
+    "result_text",
+    "serve_mcp_pool",
+]
+
+# Show the public path in reprs, tracebacks and docs.
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("trio_mcp._"):
+        try:
+            _obj.__module__ = __name__
+        except (AttributeError, TypeError):  # pragma: no cover
+            pass
+del _name, _obj
