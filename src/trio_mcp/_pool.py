@@ -161,7 +161,7 @@ class MCPPool:
                 error = translate_call_error(exc, server=server, what=what, closing=self.closed, tool=tool)
                 if isinstance(error, ServerDisconnectedError):
                     live.lost.set()
-                raise error from exc
+                raise error from error.__cause__
         if self.closed:
             raise PoolClosedError(f"the pool closed while {what} on server {server!r} was in flight", server=server)
         raise ToolCallTimeout(

@@ -15,7 +15,6 @@ asks again, and the supervisor reconnects.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping
 
@@ -44,7 +43,10 @@ class _Attempt:
 
 def _fresh(error: MCPPoolError) -> MCPPoolError:
     """A copy of ``error`` to raise in one more task (tracebacks are per raise)."""
-    clone = copy.copy(error)
+    cls = type(error)
+    clone = cls.__new__(cls, *error.args)
+    clone.args = error.args
+    clone.__dict__.update(error.__dict__)
     clone.__cause__ = error.__cause__
     clone.__traceback__ = None
     return clone
@@ -138,7 +140,8 @@ class ServerSlot:
                 server=self.name,
             ) from None
         except Exception as exc:  # includes ExceptionGroups of Exceptions, never Cancelled
-            raise translate_connect_error(exc, self.name) from None
+            error = translate_connect_error(exc, self.name)
+            raise error from error.__cause__
         return live
 
     async def _hold(

@@ -1,0 +1,136 @@
+"""Shared fixtures: real MCP servers over real transports, and leak guards.
+
+Every test runs under a ``trio.fail_after`` guard (see ``pytest_collection_modifyitems``)
+so a deadlock fails fast instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import trio
+
+import trio_mcp
+
+HERE = Path(__file__).parent
+SERVER = str(HERE / "servers" / "test_server.py")
+TEST_DEADLINE = float(os.environ.get("TRIO_MCP_TEST_DEADLINE", "60"))
+TRANSPORTS = ("stdio", "http", "sse")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Wrap every async test in a fail_after guard."""
+    for item in items:
+        function = getattr(item, "obj", None)
+        if function is None or not inspect.iscoroutinefunction(function):
+            continue
+        limit = TEST_DEADLINE
+        marker = item.get_closest_marker("deadline")
+        if marker is not None:
+            limit = float(marker.args[0])
+
+        def guard(fn: Callable[..., Any], limit: float = limit) -> Callable[..., Any]:
+            @functools.wraps(fn)
+            async def guarded(*args: Any, **kwargs: Any) -> Any:
+                with trio.fail_after(limit):
+                    return await fn(*args, **kwargs)
+
+            return guarded
+
+        item.obj = guard(function)  # type: ignore[attr-defined]
+
+
+def stdio_server(*extra: str, **kwargs: Any) -> trio_mcp.StdioServer:
+    return trio_mcp.StdioServer(sys.executable, [SERVER, *extra], **kwargs)
+
+
+class HttpServer:
+    """The test server in a subprocess, serving Streamable HTTP at /mcp and SSE at /sse."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, SERVER, "http", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line.startswith("PORT "), f"test server did not start: {line!r}"
+        self.port = int(line.split()[1])
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    @property
+    def sse_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/sse"
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[HttpServer]:
+    server = HttpServer()
+    yield server
+    server.stop()
+
+
+def config_for(transport: str, http_server: HttpServer, **kwargs: Any) -> trio_mcp.ServerConfig:
+    if transport == "stdio":
+        return stdio_server(**kwargs)
+    if transport == "http":
+        return trio_mcp.StreamableHttpServer(http_server.http_url, **kwargs)
+    return trio_mcp.SseServer(http_server.sse_url, **kwargs)
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_config(
+    transport: str, http_server: HttpServer
+) -> Callable[..., trio_mcp.ServerConfig]:
+    return functools.partial(config_for, transport, http_server)
+
+
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_children_or_threads(http_server: HttpServer) -> Iterator[None]:
+    """Every test must leave no child process and no thread behind."""
+    before_children = _children()
+    before_threads = {t.ident for t in threading.enumerate()}
+    yield
+    leaked_children = {
+        pid
+        for pid in _children() - before_children
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    }
+    assert not leaked_children, f"child processes left behind: {leaked_children}"
+    # Worker threads of trio's thread cache idle out on their own; only count others.
+    leaked_threads = [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before_threads and not t.name.startswith("Trio thread")
+    ]
+    assert not leaked_threads, f"threads left behind: {leaked_threads}"
