@@ -34,6 +34,10 @@ from ._pool import MCPPool as MCPPool
 from ._pool import ToolCall as ToolCall
 from ._pool import open_mcp_pool as open_mcp_pool
 from ._pool import serve_mcp_pool as serve_mcp_pool
+from ._portal import Portal as Portal
+from ._portal import close_portals as close_portals
+from ._portal import shutdown_all as shutdown_all
+from ._portal import start_portal as start_portal
 from ._results import result_text as result_text
 from ._version import __version__ as __version__
 
@@ -44,6 +48,7 @@ __all__ = [
     "MCPPool",
     "MCPPoolError",
     "PoolClosedError",
+    "Portal",
     "RequestFailedError",
     "ServerConfig",
     "ServerDisconnectedError",
@@ -58,9 +63,12 @@ __all__ = [
     "UnknownServerError",
     "UnknownToolError",
     "__version__",
+    "close_portals",
     "open_mcp_pool",
     "result_text",
     "serve_mcp_pool",
+    "shutdown_all",
+    "start_portal",
 ]
 
 # Show the public path in reprs, tracebacks and docs.

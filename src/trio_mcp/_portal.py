@@ -1,0 +1,386 @@
+"""The portal: a thread that runs trio and a pool, for callers in plain threads.
+
+:func:`start_portal` starts one daemon thread that runs ``trio.run``, opens the pool
+in it and returns once the pool is ready (or raises the startup error in the
+caller). Each blocking call crosses into that thread exactly once: the caller
+queues a job with ``TrioToken.run_sync_soon`` (the cheapest hand-off trio has — no
+memory-channel round trip, no ``Future``), the trio thread starts one task for it in
+the portal's job nursery, and the task hands the answer back by releasing a lock the
+caller is blocked on. Calls from many threads therefore run concurrently inside the
+nursery.
+
+No call can wait forever: every submitted job is tracked, and if the trio thread
+ends for any reason the jobs still pending are failed with :class:`PoolClosedError`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import mcp.types as types
+import trio
+
+from ._config import ServerConfig
+from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
+from ._pool import MCPPool, ToolCall, open_mcp_pool
+
+__all__ = ["Portal", "close_portals", "shutdown_all", "start_portal"]
+
+logger = logging.getLogger("trio_mcp")
+
+T = TypeVar("T")
+
+_live_portals: weakref.WeakSet[Portal] = weakref.WeakSet()
+# How often a main-thread caller checks for KeyboardInterrupt while it waits.
+_SIGNAL_POLL_SECONDS = 0.05
+
+
+class _Job:
+    """One blocking call: what to run, and the lock its caller waits on."""
+
+    __slots__ = ("args", "cancelled", "done", "error", "fn", "result", "scope", "timeout")
+
+    def __init__(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], timeout: float | None):
+        self.fn = fn
+        self.args = args
+        self.timeout = timeout
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.scope: trio.CancelScope | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Run in the trio thread: abandon the call (its caller was interrupted)."""
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+class Portal:
+    """Blocking access to a pool from any thread; made by :func:`start_portal`.
+
+    Every method may be called from any number of threads at once. ``timeout=``
+    (seconds) bounds one call; when it passes, the request is cancelled on the server
+    and :class:`ToolCallTimeout` is raised.
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._pool: MCPPool | None = None
+        self._jobs: trio.Nursery | None = None
+        self._stop: trio.Event | None = None
+        self._pending: set[_Job] = set()
+        self._lock = threading.Lock()
+        self._dead: str | None = None  # why no call can be served any more
+        self._pid = os.getpid()
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._servers: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        state = self._dead or "open"
+        return f"<Portal servers={list(self._servers)!r} state={state!r}>"
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """The names of the configured servers."""
+        return self._servers
+
+    @property
+    def closed(self) -> bool:
+        return self._dead is not None
+
+    # -- the trio side ---------------------------------------------------------------
+
+    async def _main(self, pool_kwargs: dict[str, Any]) -> None:
+        try:
+            async with open_mcp_pool(**pool_kwargs) as pool, trio.open_nursery() as jobs:
+                self._pool, self._jobs = pool, jobs
+                self._servers = pool.servers
+                self._stop = trio.Event()
+                self._token = trio.lowlevel.current_trio_token()
+                self._ready.set()
+                await self._stop.wait()
+                pool.close()
+                # Every request now fails fast with PoolClosedError; a job that does not
+                # finish within a few seconds anyway is cancelled.
+                jobs.cancel_scope.deadline = trio.current_time() + 5
+        except BaseException as exc:
+            if not self._ready.is_set():
+                self._startup_error = exc
+            else:
+                logger.exception("the portal's trio thread failed")
+            if not isinstance(exc, Exception):
+                raise
+
+    def _spawn(self, job: _Job) -> None:
+        assert self._jobs is not None
+        self._jobs.start_soon(self._run_job, job)
+
+    async def _run_job(self, job: _Job) -> None:
+        try:
+            with trio.CancelScope() as scope:
+                job.scope = scope
+                if job.cancelled:
+                    scope.cancel()
+                if job.timeout is not None:
+                    scope.deadline = trio.current_time() + job.timeout
+                job.result = await job.fn(*job.args)
+            if scope.cancelled_caught:
+                server = job.args[0] if job.args and isinstance(job.args[0], str) else None
+                name = getattr(job.fn, "__name__", "the call")
+                job.error = ToolCallTimeout(
+                    f"{name} on server {server!r} did not finish within {job.timeout:g}s",
+                    server=server,
+                )
+        except MCPPoolError as error:
+            job.error = error
+        except Exception as exc:
+            error = MCPPoolError(f"internal error in the portal: {type(exc).__name__}")
+            error.__cause__ = exc
+            job.error = error
+        except BaseException:
+            job.error = PoolClosedError("the portal closed while the call was in flight")
+            raise
+        finally:
+            with self._lock:
+                self._pending.discard(job)
+            job.done.release()
+
+    def _thread_main(self, pool_kwargs: dict[str, Any]) -> None:
+        try:
+            trio.run(self._main, pool_kwargs)
+        except BaseException as exc:  # a KeyboardInterrupt delivered here, say
+            if self._startup_error is None and not self._ready.is_set():
+                self._startup_error = exc
+        finally:
+            self._mark_dead("the portal is closed")
+            self._ready.set()
+
+    def _mark_dead(self, why: str) -> None:
+        """No call can be served from now on: fail every call still waiting."""
+        with self._lock:
+            if self._dead is None:
+                self._dead = why
+            stranded, self._pending = self._pending, set()
+        for job in stranded:
+            if job.error is None and job.done.locked():
+                job.error = PoolClosedError(f"{why}; the call was not answered")
+                job.done.release()
+
+    # -- the calling side -----------------------------------------------------------
+
+    def _call(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], timeout: float | None) -> T:
+        if timeout is not None and not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds or None")
+        if self._pid != os.getpid():
+            raise PoolClosedError(
+                "this portal was started in another process (before a fork); its thread "
+                "does not exist here: start a new portal in this process"
+            )
+        if self._thread is not None and threading.get_ident() == self._thread.ident:
+            raise RuntimeError(
+                "a portal method was called from the portal's own trio thread, which would "
+                "deadlock; inside trio, await the pool's methods instead"
+            )
+        job = _Job(fn, args, timeout)
+        with self._lock:
+            if self._dead is not None:
+                raise PoolClosedError(self._dead)
+            self._pending.add(job)
+        token = self._token
+        assert token is not None
+        try:
+            token.run_sync_soon(self._spawn, job)
+        except trio.RunFinishedError:
+            self._mark_dead("the portal is closed")
+        try:
+            if threading.current_thread() is threading.main_thread():
+                # Wake now and then so a Ctrl-C is seen even when the signal landed
+                # on another thread; a released lock still returns at once.
+                while not job.done.acquire(timeout=_SIGNAL_POLL_SECONDS):
+                    pass
+            else:
+                job.done.acquire()
+        except BaseException:
+            # Interrupted (KeyboardInterrupt): abandon the call on the trio side too.
+            try:
+                token.run_sync_soon(job.cancel)
+            except trio.RunFinishedError:
+                pass
+            raise
+        if job.error is not None:
+            raise job.error
+        result: T = job.result
+        return result
+
+    def _pool_method(self, name: str) -> Callable[..., Awaitable[Any]]:
+        pool = self._pool
+        if pool is None:
+            raise PoolClosedError(self._dead or "the portal is not running")
+        method: Callable[..., Awaitable[Any]] = getattr(pool, name)
+        return method
+
+    def list_tools(self, server: str, *, timeout: float | None = None) -> list[types.Tool]:
+        """Every tool ``server`` offers (cached and coalesced like the pool's)."""
+        return self._call(self._pool_method("list_tools"), (server,), timeout)  # type: ignore[no-any-return]
+
+    def tool_call(
+        self,
+        server: str,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> types.CallToolResult:
+        """Call tool ``name`` on ``server`` and block until the result arrives."""
+        return self._call(self._pool_method("tool_call"), (server, name, arguments), timeout)  # type: ignore[no-any-return]
+
+    def tool_calls(
+        self, calls: Iterable[ToolCall | tuple[Any, ...]], *, timeout: float | None = None
+    ) -> list[types.CallToolResult | MCPPoolError]:
+        """Run a batch in parallel; each entry a result or that call's error, in input order."""
+        batch = [ToolCall.coerce(call) for call in calls]
+        return self._call(self._pool_method("tool_calls"), (batch,), timeout)  # type: ignore[no-any-return]
+
+    def list_resources(self, server: str, *, timeout: float | None = None) -> list[types.Resource]:
+        """Every resource ``server`` offers."""
+        return self._call(self._pool_method("list_resources"), (server,), timeout)  # type: ignore[no-any-return]
+
+    def read_resource(
+        self, server: str, uri: str, *, timeout: float | None = None
+    ) -> types.ReadResourceResult:
+        """Read the resource at ``uri`` from ``server``."""
+        return self._call(self._pool_method("read_resource"), (server, uri), timeout)  # type: ignore[no-any-return]
+
+    def list_prompts(self, server: str, *, timeout: float | None = None) -> list[types.Prompt]:
+        """Every prompt ``server`` offers."""
+        return self._call(self._pool_method("list_prompts"), (server,), timeout)  # type: ignore[no-any-return]
+
+    def get_prompt(
+        self,
+        server: str,
+        name: str,
+        arguments: Mapping[str, str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> types.GetPromptResult:
+        """Render prompt ``name`` from ``server``."""
+        return self._call(self._pool_method("get_prompt"), (server, name, arguments), timeout)  # type: ignore[no-any-return]
+
+    # -- closing ----------------------------------------------------------------------
+
+    def _request_stop(self) -> None:
+        """Ask the trio thread to close the pool (non-blocking, idempotent)."""
+        with self._lock:
+            if self._dead is None:
+                self._dead = "the portal is closed"
+        token, stop = self._token, self._stop
+        if token is not None and stop is not None:
+            try:
+                token.run_sync_soon(stop.set)
+            except trio.RunFinishedError:
+                pass
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the pool and end the thread; in-flight calls get :class:`PoolClosedError`.
+
+        Returns once every session is closed and every stdio child is gone, or after
+        ``timeout`` seconds (then a warning is logged). Closing twice is fine.
+        """
+        if self._pid != os.getpid():
+            return  # a forked child has no thread to stop
+        thread = self._thread
+        if thread is not None and threading.get_ident() == thread.ident:
+            raise RuntimeError("a portal cannot be closed from its own trio thread")
+        self._request_stop()
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning("the portal thread did not stop within %.1fs", timeout)
+        _live_portals.discard(self)
+
+    def __enter__(self) -> Portal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def start_portal(
+    servers: Mapping[str, ServerConfig],
+    *,
+    variables: Mapping[str, str] | None = None,
+    connect_timeout: float = 10.0,
+    call_timeout: float = 60.0,
+    validate_arguments: bool = True,
+) -> Portal:
+    """Start a portal thread running a pool of ``servers``; return once it is ready.
+
+    Takes the same arguments as :func:`open_mcp_pool`; a configuration error is
+    raised here, in the caller's thread.
+    """
+    portal = Portal()
+    kwargs: dict[str, Any] = {
+        "servers": servers,
+        "variables": variables,
+        "connect_timeout": connect_timeout,
+        "call_timeout": call_timeout,
+        "validate_arguments": validate_arguments,
+    }
+    thread = threading.Thread(
+        target=portal._thread_main, args=(kwargs,), name="trio-mcp-portal", daemon=True
+    )
+    portal._thread = thread
+    thread.start()
+    portal._ready.wait()
+    if portal._startup_error is not None:
+        thread.join()
+        error = portal._startup_error
+        portal._startup_error = None
+        raise error
+    _live_portals.add(portal)
+    return portal
+
+
+def close_portals(portals: Iterable[Portal], timeout: float = 10.0) -> None:
+    """Close several portals concurrently, waiting at most ``timeout`` seconds in all."""
+    portals = list(portals)
+    for portal in portals:
+        portal._request_stop()
+    deadline = time.monotonic() + timeout
+    for portal in portals:
+        portal.close(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def shutdown_all(timeout: float = 10.0) -> None:
+    """Close every live portal in this process (also run at interpreter exit)."""
+    close_portals(list(_live_portals), timeout=timeout)
+
+
+def _after_fork_in_child() -> None:
+    # The portal threads do not exist in a forked child; make every call say so.
+    for portal in list(_live_portals):
+        portal._dead = "this portal belongs to the parent process (fork)"
+    _live_portals.clear()
+
+
+atexit.register(shutdown_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
