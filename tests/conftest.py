@@ -105,9 +105,7 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_config(
-    transport: str, http_server: HttpServer
-) -> Callable[..., trio_mcp.ServerConfig]:
+def make_config(transport: str, http_server: HttpServer) -> Callable[..., trio_mcp.ServerConfig]:
     return functools.partial(config_for, transport, http_server)
 
 

@@ -72,9 +72,7 @@ async def test_list_tools_is_cached_and_coalesced(make_config: Config) -> None:
 
 async def test_concurrent_first_callers_share_one_request() -> None:
     """A cold cache: 50 concurrent list_tools become a single tools/list on the server."""
-    async with trio_mcp.open_mcp_pool(
-        {"s": stdio_server()}, validate_arguments=False
-    ) as pool:
+    async with trio_mcp.open_mcp_pool({"s": stdio_server()}, validate_arguments=False) as pool:
         async with trio.open_nursery() as nursery:
             for _ in range(50):
                 nursery.start_soon(pool.list_tools, "s")
@@ -88,8 +86,8 @@ async def test_list_changed_invalidates_cache(make_config: Config, mode: str) ->
         name = f"extra_{uuid.uuid4().hex[:8]}"
         await pool.tool_call("s", "add_tool", {"name": name})
         # Without invalidation the cached list would never show the new tool.
-        while name not in {tool.name for tool in await pool.list_tools("s")}:
-            await trio.sleep(0.02)
+        while name not in {tool.name for tool in await pool.list_tools("s")}:  # noqa: ASYNC110
+            await trio.sleep(0.02)  # the change arrives from another process
         assert result_text(await pool.tool_call("s", name)) == name
 
 
@@ -210,19 +208,18 @@ async def test_user_exception_comes_out_unchanged(make_config: Config) -> None:
 async def test_calls_in_flight_at_close_and_after_close(make_config: Config) -> None:
     outcomes: list[BaseException] = []
 
-    async with trio.open_nursery() as outer:
-        async with trio_mcp.open_mcp_pool({"s": make_config()}) as pool:
-            await pool.tool_call("s", "echo", {"text": "warm"})
+    async with trio.open_nursery() as outer, trio_mcp.open_mcp_pool({"s": make_config()}) as pool:
+        await pool.tool_call("s", "echo", {"text": "warm"})
 
-            async def caller() -> None:
-                try:
-                    await pool.tool_call("s", "slow", {"seconds": 30})
-                except trio_mcp.MCPPoolError as error:
-                    outcomes.append(error)
+        async def caller() -> None:
+            try:
+                await pool.tool_call("s", "slow", {"seconds": 30})
+            except trio_mcp.MCPPoolError as error:
+                outcomes.append(error)
 
-            for _ in range(10):
-                outer.start_soon(caller)
-            await trio.testing.wait_all_tasks_blocked(0.2)
+        for _ in range(10):
+            outer.start_soon(caller)
+        await trio.testing.wait_all_tasks_blocked(0.2)
     assert len(outcomes) == 10
     assert all(isinstance(error, trio_mcp.PoolClosedError) for error in outcomes), outcomes
     with pytest.raises(trio_mcp.PoolClosedError):
@@ -327,9 +324,7 @@ async def _free_port() -> int:
         (lambda port: trio_mcp.StdioServer("python3", ["-c", "pass"]), "closed the connection"),
     ],
 )
-async def test_unavailable_servers(
-    make: Callable[[int], trio_mcp.ServerConfig], fragment: str
-) -> None:
+async def test_unavailable_servers(make: Callable[[int], trio_mcp.ServerConfig], fragment: str) -> None:
     port = await _free_port()
     async with trio_mcp.open_mcp_pool({"bad": make(port), "good": stdio_server()}) as pool:
         for _ in range(2):  # a second call tries again and fails the same way
@@ -353,7 +348,8 @@ async def test_http_404_is_unavailable(http_server: HttpServer) -> None:
 
 async def test_connect_timeout_on_a_server_that_never_answers() -> None:
     silent = trio_mcp.StdioServer(
-        "python3", ["-c", "import sys, time; print('not json', flush=True); time.sleep(60)"],
+        "python3",
+        ["-c", "import sys, time; print('not json', flush=True); time.sleep(60)"],
         connect_timeout=0.5,
     )
     async with trio_mcp.open_mcp_pool({"silent": silent, "good": stdio_server()}) as pool:

@@ -65,7 +65,7 @@ def test_calls_from_threads_run_concurrently(all_transports: dict[str, trio_mcp.
         for server in TRANSPORTS:
             start = time.monotonic()
             with ThreadPoolExecutor(8) as executor:
-                list(executor.map(lambda _: portal.tool_call(server, "slow", {"seconds": 1.0}), range(8)))
+                list(executor.map(lambda s: portal.tool_call(s, "slow", {"seconds": 1.0}), [server] * 8))
             # Serialized this would take 8 s.
             assert time.monotonic() - start < 4.0, server
 
@@ -112,9 +112,7 @@ def test_errors_from_threads(http_server: HttpServer) -> None:
 
 
 def test_close_with_100_calls_in_flight(http_server: HttpServer) -> None:
-    portal = trio_mcp.start_portal(
-        {"stdio": stdio_server(), "http": config_for("http", http_server)}
-    )
+    portal = trio_mcp.start_portal({"stdio": stdio_server(), "http": config_for("http", http_server)})
     pid = portal.tool_call("stdio", "pid").structured_content["result"]  # type: ignore[index]
     portal.tool_call("http", "echo", {"text": "warm"})
     outcomes: list[BaseException | object] = []
@@ -216,8 +214,7 @@ def test_calls_from_threads_running_their_own_loops(http_server: HttpServer) -> 
             "asyncio": lambda: asyncio.run(from_asyncio()),
         }
         threads = [
-            threading.Thread(target=lambda k=k, f=f: results.__setitem__(k, f()))
-            for k, f in runners.items()
+            threading.Thread(target=lambda k=k, f=f: results.__setitem__(k, f())) for k, f in runners.items()
         ]
         for thread in threads:
             thread.start()

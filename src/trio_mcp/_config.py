@@ -37,9 +37,7 @@ def redact_url(url: str) -> str:
     if "@" in netloc:
         netloc = "***@" + netloc.rpartition("@")[2]
     query = "&".join(
-        f"{pair.partition('=')[0]}=***" if "=" in pair else pair
-        for pair in parts.query.split("&")
-        if pair
+        f"{pair.partition('=')[0]}=***" if "=" in pair else pair for pair in parts.query.split("&") if pair
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -103,8 +101,7 @@ def _check_headers(inst: object, attribute: attrs.Attribute[Any], value: dict[st
             raise ConfigError(f"header {name!r} contains a line break")
         if not string.Template(template).is_valid():
             raise ConfigError(
-                f"header {name!r} has a malformed placeholder: use ${{name}} or $name, "
-                "and $$ for a literal $"
+                f"header {name!r} has a malformed placeholder: use ${{name}} or $name, and $$ for a literal $"
             )
 
 

@@ -15,9 +15,7 @@ from ._errors import TemplateError
 __all__ = ["render_headers"]
 
 
-def render_headers(
-    server: str, headers: Mapping[str, str], variables: Mapping[str, str]
-) -> dict[str, str]:
+def render_headers(server: str, headers: Mapping[str, str], variables: Mapping[str, str]) -> dict[str, str]:
     """Substitute ``variables`` into every header value (``string.Template`` rules)."""
     rendered: dict[str, str] = {}
     for name, template in headers.items():

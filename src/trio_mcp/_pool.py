@@ -152,7 +152,7 @@ class MCPPool:
         live = slot.live
         if live is None or live.lost.is_set():
             live = await slot.session()
-        with trio.move_on_after(slot.call_timeout) as deadline:
+        with trio.move_on_after(slot.call_timeout):
             try:
                 return await operation(live)
             except MCPPoolError:
@@ -163,7 +163,9 @@ class MCPPool:
                     live.lost.set()
                 raise error from error.__cause__
         if self.closed:
-            raise PoolClosedError(f"the pool closed while {what} on server {server!r} was in flight", server=server)
+            raise PoolClosedError(
+                f"the pool closed while {what} on server {server!r} was in flight", server=server
+            )
         raise ToolCallTimeout(
             f"{what} on server {server!r} did not finish within {slot.call_timeout:g}s", server=server
         )
@@ -402,4 +404,3 @@ async def serve_mcp_pool(
     ) as pool:
         task_status.started(pool)
         await trio.sleep_forever()
-

@@ -116,13 +116,11 @@ class Portal:
                 # Every request now fails fast with PoolClosedError; a job that does not
                 # finish within a few seconds anyway is cancelled.
                 jobs.cancel_scope.deadline = trio.current_time() + 5
-        except BaseException as exc:
+        except Exception as exc:
             if not self._ready.is_set():
                 self._startup_error = exc
             else:
                 logger.exception("the portal's trio thread failed")
-            if not isinstance(exc, Exception):
-                raise
 
     def _spawn(self, job: _Job) -> None:
         assert self._jobs is not None
@@ -144,12 +142,12 @@ class Portal:
                     f"{name} on server {server!r} did not finish within {job.timeout:g}s",
                     server=server,
                 )
-        except MCPPoolError as error:
-            job.error = error
+        except MCPPoolError as pool_error:
+            job.error = pool_error
         except Exception as exc:
-            error = MCPPoolError(f"internal error in the portal: {type(exc).__name__}")
-            error.__cause__ = exc
-            job.error = error
+            internal = MCPPoolError(f"internal error in the portal: {type(exc).__name__}")
+            internal.__cause__ = exc
+            job.error = internal
         except BaseException:
             job.error = PoolClosedError("the portal closed while the call was in flight")
             raise
@@ -161,7 +159,8 @@ class Portal:
     def _thread_main(self, pool_kwargs: dict[str, Any]) -> None:
         try:
             trio.run(self._main, pool_kwargs)
-        except BaseException as exc:  # a KeyboardInterrupt delivered here, say
+        # Not inside trio any more (the run is over): nothing to re-raise for it.
+        except BaseException as exc:  # noqa: ASYNC103
             if self._startup_error is None and not self._ready.is_set():
                 self._startup_error = exc
         finally:
@@ -225,16 +224,15 @@ class Portal:
         result: T = job.result
         return result
 
-    def _pool_method(self, name: str) -> Callable[..., Awaitable[Any]]:
+    def _running_pool(self) -> MCPPool:
         pool = self._pool
         if pool is None:
             raise PoolClosedError(self._dead or "the portal is not running")
-        method: Callable[..., Awaitable[Any]] = getattr(pool, name)
-        return method
+        return pool
 
     def list_tools(self, server: str, *, timeout: float | None = None) -> list[types.Tool]:
         """Every tool ``server`` offers (cached and coalesced like the pool's)."""
-        return self._call(self._pool_method("list_tools"), (server,), timeout)  # type: ignore[no-any-return]
+        return self._call(self._running_pool().list_tools, (server,), timeout)
 
     def tool_call(
         self,
@@ -245,28 +243,28 @@ class Portal:
         timeout: float | None = None,
     ) -> types.CallToolResult:
         """Call tool ``name`` on ``server`` and block until the result arrives."""
-        return self._call(self._pool_method("tool_call"), (server, name, arguments), timeout)  # type: ignore[no-any-return]
+        return self._call(self._running_pool().tool_call, (server, name, arguments), timeout)
 
     def tool_calls(
         self, calls: Iterable[ToolCall | tuple[Any, ...]], *, timeout: float | None = None
     ) -> list[types.CallToolResult | MCPPoolError]:
         """Run a batch in parallel; each entry a result or that call's error, in input order."""
         batch = [ToolCall.coerce(call) for call in calls]
-        return self._call(self._pool_method("tool_calls"), (batch,), timeout)  # type: ignore[no-any-return]
+        return self._call(self._running_pool().tool_calls, (batch,), timeout)
 
     def list_resources(self, server: str, *, timeout: float | None = None) -> list[types.Resource]:
         """Every resource ``server`` offers."""
-        return self._call(self._pool_method("list_resources"), (server,), timeout)  # type: ignore[no-any-return]
+        return self._call(self._running_pool().list_resources, (server,), timeout)
 
     def read_resource(
         self, server: str, uri: str, *, timeout: float | None = None
     ) -> types.ReadResourceResult:
         """Read the resource at ``uri`` from ``server``."""
-        return self._call(self._pool_method("read_resource"), (server, uri), timeout)  # type: ignore[no-any-return]
+        return self._call(self._running_pool().read_resource, (server, uri), timeout)
 
     def list_prompts(self, server: str, *, timeout: float | None = None) -> list[types.Prompt]:
         """Every prompt ``server`` offers."""
-        return self._call(self._pool_method("list_prompts"), (server,), timeout)  # type: ignore[no-any-return]
+        return self._call(self._running_pool().list_prompts, (server,), timeout)
 
     def get_prompt(
         self,
@@ -277,7 +275,7 @@ class Portal:
         timeout: float | None = None,
     ) -> types.GetPromptResult:
         """Render prompt ``name`` from ``server``."""
-        return self._call(self._pool_method("get_prompt"), (server, name, arguments), timeout)  # type: ignore[no-any-return]
+        return self._call(self._running_pool().get_prompt, (server, name, arguments), timeout)
 
     # -- closing ----------------------------------------------------------------------
 
@@ -344,9 +342,7 @@ def start_portal(
         "call_timeout": call_timeout,
         "validate_arguments": validate_arguments,
     }
-    thread = threading.Thread(
-        target=portal._thread_main, args=(kwargs,), name="trio-mcp-portal", daemon=True
-    )
+    thread = threading.Thread(target=portal._thread_main, args=(kwargs,), name="trio-mcp-portal", daemon=True)
     portal._thread = thread
     thread.start()
     portal._ready.wait()

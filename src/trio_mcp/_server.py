@@ -168,4 +168,3 @@ class ServerSlot:
             if started:
                 self.live = None
             finished.set()
-

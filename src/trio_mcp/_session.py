@@ -92,7 +92,8 @@ class LiveSession:
         try:
             tools: list[types.Tool] = []
             cursor: str | None = None
-            with trio.move_on_after(self._request_timeout) as scope:
+            # Every page is a request, and so a checkpoint.
+            with trio.move_on_after(self._request_timeout) as scope:  # noqa: ASYNC912
                 for _ in range(_MAX_TOOL_PAGES):
                     page = await self.client.list_tools(cursor=cursor, cache_mode="bypass")
                     tools.extend(page.tools)
@@ -106,10 +107,12 @@ class LiveSession:
                 self._tools = tools
                 self._by_name = {tool.name: tool for tool in tools}
                 self._validators = {}
-        except BaseException as exc:
+        except Exception as exc:
             fetch.error = exc
-            if not isinstance(exc, Exception):
-                raise
+        except BaseException:
+            # The session is closing under us; waiters hear it as a lost session.
+            fetch.error = trio.ClosedResourceError("the session closed during tools/list")
+            raise
         finally:
             if self._fetch is fetch:
                 self._fetch = None
@@ -251,4 +254,3 @@ async def open_live_session(
             yield live
         finally:
             nursery.cancel_scope.cancel()
-

@@ -94,11 +94,7 @@ def translate_call_error(
             error = _lost(server, what, closing)
         elif code == REQUEST_TIMEOUT:
             error = ToolCallTimeout(f"{what} on server {server!r} timed out", server=server)
-        elif (
-            tool is not None
-            and code == INVALID_PARAMS
-            and "unknown tool" in leaf.error.message.lower()
-        ):
+        elif tool is not None and code == INVALID_PARAMS and "unknown tool" in leaf.error.message.lower():
             error = UnknownToolError(
                 f"server {server!r} has no tool named {tool!r}", server=server, tool=tool
             )
@@ -124,7 +120,9 @@ def translate_call_error(
 
 def _lost(server: str, what: str, closing: bool) -> MCPPoolError:
     if closing:
-        return PoolClosedError(f"the pool closed while {what} on server {server!r} was in flight", server=server)
+        return PoolClosedError(
+            f"the pool closed while {what} on server {server!r} was in flight", server=server
+        )
     return ServerDisconnectedError(
         f"the session to server {server!r} was lost while {what} was in flight", server=server
     )

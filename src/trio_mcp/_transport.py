@@ -36,9 +36,7 @@ class _WatchedReadStream:
 
     __slots__ = ("_ended", "_inner", "_on_end")
 
-    def __init__(
-        self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None]
-    ) -> None:
+    def __init__(self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None]) -> None:
         self._inner = inner
         self._on_end = on_end
         self._ended = False
