@@ -11,7 +11,6 @@ From threaded code, a portal thread runs the pool::
         result = portal.tool_call("files", "read", {"path": "README.md"})
 """
 
-
 from ._config import ServerConfig as ServerConfig
 from ._config import SseServer as SseServer
 from ._config import StdioServer as StdioServer
