@@ -1,0 +1,1 @@
+"""trio-mcp benchmarks (run from the repo root)."""
