@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -14,7 +16,7 @@ import trio
 import trio_mcp
 from trio_mcp import result_text
 
-from .conftest import HttpServer, stdio_server
+from .conftest import SERVER, HttpServer, stdio_server
 
 Config = Callable[..., trio_mcp.ServerConfig]
 
@@ -423,3 +425,20 @@ async def test_close_ends_every_child_and_returns_fds(http_server: HttpServer) -
             assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
         if round_ > 0:
             assert me.num_fds() == fds
+
+
+async def test_close_kills_a_stubborn_process_tree() -> None:
+    """A server tree that ignores stdin closing and SIGTERM is still ended, in bounded time."""
+    stubborn = trio_mcp.StdioServer(sys.executable, [str(Path(SERVER).with_name("stubborn_server.py"))])
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    async with trio_mcp.open_mcp_pool({"s": stubborn}) as pool:
+        assert result_text(await pool.tool_call("s", "echo", {"text": "alive"})) == "alive"
+        tree = [p for p in me.children(recursive=True) if p.pid not in before]
+        assert len(tree) >= 3  # launcher, real server, sleeper
+        start = trio.current_time()
+    elapsed = trio.current_time() - start
+    assert elapsed < 10
+    # SIGKILL has been sent to the whole group; give the kernel a moment to deliver it.
+    _, alive = psutil.wait_procs(tree, timeout=5)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
