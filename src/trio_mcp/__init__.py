@@ -28,18 +28,24 @@ from ._errors import TemplateError as TemplateError
 from ._errors import ToolCallTimeout as ToolCallTimeout
 from ._errors import UnknownServerError as UnknownServerError
 from ._errors import UnknownToolError as UnknownToolError
+from ._openai import to_openai_tool as to_openai_tool
 from ._pool import MCPPool as MCPPool
 from ._pool import ToolCall as ToolCall
 from ._pool import open_mcp_pool as open_mcp_pool
 from ._pool import serve_mcp_pool as serve_mcp_pool
+from ._portal import BlockingToolset as BlockingToolset
 from ._portal import Portal as Portal
 from ._portal import close_portals as close_portals
 from ._portal import shutdown_all as shutdown_all
 from ._portal import start_portal as start_portal
 from ._results import result_text as result_text
+from ._toolset import ToolConfig as ToolConfig
+from ._toolset import Toolset as Toolset
+from ._toolset import run_tool_loop as run_tool_loop
 from ._version import __version__ as __version__
 
 __all__ = [
+    "BlockingToolset",
     "CircuitOpenError",
     "ConfigError",
     "InvalidArgumentsError",
@@ -58,15 +64,19 @@ __all__ = [
     "TemplateError",
     "ToolCall",
     "ToolCallTimeout",
+    "ToolConfig",
+    "Toolset",
     "UnknownServerError",
     "UnknownToolError",
     "__version__",
     "close_portals",
     "open_mcp_pool",
     "result_text",
+    "run_tool_loop",
     "serve_mcp_pool",
     "shutdown_all",
     "start_portal",
+    "to_openai_tool",
 ]
 
 # Show the public path in reprs, tracebacks and docs.

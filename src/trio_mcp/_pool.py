@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._server import ServerSlot
 from ._session import LiveSession
+from ._toolset import ToolConfig, Toolset
 from ._translate import translate_call_error
 
 __all__ = ["MCPPool", "ToolCall", "open_mcp_pool", "serve_mcp_pool"]
@@ -84,6 +85,7 @@ class MCPPool:
 
     _slots: dict[str, ServerSlot]
     _validate_arguments: bool
+    _tool_configs: dict[str, ToolConfig] = attrs.field(factory=dict)
     _state: _State = _State.OPEN
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
@@ -124,6 +126,20 @@ class MCPPool:
                     await nursery.start(slot.serve, nursery)
                 task_status.started()
                 await trio.sleep_forever()
+
+    def toolset(self, config: ToolConfig | str) -> Toolset:
+        """The LLM tool layer for one :class:`ToolConfig` (or the alias of a registered one)."""
+        if isinstance(config, str):
+            try:
+                config = self._tool_configs[config]
+            except KeyError:
+                known = ", ".join(repr(alias) for alias in self._tool_configs) or "none"
+                raise ConfigError(f"no tool config with alias {config!r} (registered: {known})") from None
+        elif not isinstance(config, ToolConfig):
+            raise ConfigError(f"expected a ToolConfig or an alias, got {type(config).__name__}")
+        else:
+            _check_tool_config(config, self._slots)
+        return Toolset(self, config)
 
     # -- internals ------------------------------------------------------------------
 
@@ -299,6 +315,28 @@ def _build_slots(
     return slots
 
 
+def _check_tool_config(config: ToolConfig, servers: Mapping[str, object]) -> None:
+    for server in config.servers:
+        if server not in servers:
+            raise ConfigError(
+                f"tool config {config.alias!r} names server {server!r}, which is not in the pool"
+            )
+
+
+def _register_tool_configs(
+    configs: Iterable[ToolConfig], servers: Mapping[str, object]
+) -> dict[str, ToolConfig]:
+    registered: dict[str, ToolConfig] = {}
+    for config in configs:
+        if not isinstance(config, ToolConfig):
+            raise ConfigError(f"tool_configs must hold ToolConfig values, got {type(config).__name__}")
+        _check_tool_config(config, servers)
+        if config.alias in registered:
+            raise ConfigError(f"two tool configs share the alias {config.alias!r}")
+        registered[config.alias] = config
+    return registered
+
+
 def _check_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
     if variables is None:
         return {}
@@ -321,6 +359,7 @@ async def open_mcp_pool(
     connect_timeout: float = 10.0,
     call_timeout: float = 60.0,
     validate_arguments: bool = True,
+    tool_configs: Iterable[ToolConfig] = (),
 ) -> AsyncIterator[MCPPool]:
     """Open a pool of MCP servers; close every session and child process on exit.
 
@@ -334,6 +373,8 @@ async def open_mcp_pool(
             for none).
         validate_arguments: check tool names and arguments against the server's tool
             list before sending (one cached ``tools/list`` per session).
+        tool_configs: :class:`ToolConfig` values for :meth:`MCPPool.toolset`, checked
+            against ``servers`` at once.
 
     Nothing connects until first use. A user exception raised in the body comes out
     unchanged; no ExceptionGroup of the pool's own leaks out.
@@ -343,11 +384,12 @@ async def open_mcp_pool(
     if not isinstance(validate_arguments, bool):
         raise ConfigError("validate_arguments must be a bool")
     slots = _build_slots(servers, _check_variables(variables), connect_timeout, call_timeout)
+    registered = _register_tool_configs(tool_configs, slots)
     body_error: BaseException | None = None
     pool: MCPPool | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pool = MCPPool(slots, validate_arguments)
+            pool = MCPPool(slots, validate_arguments, registered)
             await nursery.start(pool._run)
             try:
                 yield pool
@@ -389,6 +431,7 @@ async def serve_mcp_pool(
     connect_timeout: float = 10.0,
     call_timeout: float = 60.0,
     validate_arguments: bool = True,
+    tool_configs: Iterable[ToolConfig] = (),
     task_status: trio.TaskStatus[MCPPool] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a pool in a nursery you own: ``pool = await nursery.start(serve_mcp_pool, servers)``.
@@ -401,6 +444,7 @@ async def serve_mcp_pool(
         connect_timeout=connect_timeout,
         call_timeout=call_timeout,
         validate_arguments=validate_arguments,
+        tool_configs=tool_configs,
     ) as pool:
         task_status.started(pool)
         await trio.sleep_forever()

@@ -31,8 +31,9 @@ import trio
 from ._config import ServerConfig
 from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
 from ._pool import MCPPool, ToolCall, open_mcp_pool
+from ._toolset import Message, ToolConfig, Toolset, final_message
 
-__all__ = ["Portal", "close_portals", "shutdown_all", "start_portal"]
+__all__ = ["BlockingToolset", "Portal", "close_portals", "shutdown_all", "start_portal"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -277,6 +278,10 @@ class Portal:
         """Render prompt ``name`` from ``server``."""
         return self._call(self._running_pool().get_prompt, (server, name, arguments), timeout)
 
+    def toolset(self, config: ToolConfig | str) -> BlockingToolset:
+        """The LLM tool layer for one :class:`ToolConfig` (or a registered alias), blocking."""
+        return BlockingToolset(self, self._running_pool().toolset(config))
+
     # -- closing ----------------------------------------------------------------------
 
     def _request_stop(self) -> None:
@@ -321,6 +326,63 @@ class Portal:
         self.close()
 
 
+class BlockingToolset:
+    """A :class:`Toolset` for threaded code: the same methods, blocking, through a portal."""
+
+    def __init__(self, portal: Portal, toolset: Toolset) -> None:
+        self._portal = portal
+        self._toolset = toolset
+
+    def __repr__(self) -> str:
+        return f"<BlockingToolset alias={self.alias!r}>"
+
+    @property
+    def alias(self) -> str:
+        return self._toolset.alias
+
+    @property
+    def config(self) -> ToolConfig:
+        return self._toolset.config
+
+    def tool_schemas(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """The tools this config offers, as OpenAI function tools."""
+        return self._portal._call(self._toolset.tool_schemas, (), timeout)
+
+    has_tool_calls = staticmethod(Toolset.has_tool_calls)
+    tool_call_count = staticmethod(Toolset.tool_call_count)
+
+    def process_completion_response(self, response: Any, *, timeout: float | None = None) -> list[Message]:
+        """Run the response's tool calls in parallel (in the portal); return the messages."""
+        return self._portal._call(self._toolset.process_completion_response, (response,), timeout)
+
+    def refuse_completion_response(self, response: Any) -> list[Message]:
+        """Answer every tool call with a budget-exhausted refusal; nothing is run."""
+        return self._toolset.refuse_completion_response(response)
+
+    def run_tool_loop(
+        self, call_model: Callable[[list[Message], list[dict[str, Any]]], Any], messages: Iterable[Message]
+    ) -> list[Message]:
+        """The blocking form of :func:`run_tool_loop`: ``call_model`` runs in your thread."""
+        conversation = list(messages)
+        tools = self.tool_schemas()
+        turns = 0
+        while True:
+            response = call_model(conversation, tools)
+            if not self.has_tool_calls(response):
+                conversation.append(final_message(response))
+                return conversation
+            if turns >= self.config.max_tool_call_turns:
+                conversation.extend(self.refuse_completion_response(response))
+                last = call_model(conversation, tools)
+                if self.has_tool_calls(last):
+                    conversation.extend(self.refuse_completion_response(last))
+                else:
+                    conversation.append(final_message(last))
+                return conversation
+            conversation.extend(self.process_completion_response(response))
+            turns += 1
+
+
 def start_portal(
     servers: Mapping[str, ServerConfig],
     *,
@@ -328,6 +390,7 @@ def start_portal(
     connect_timeout: float = 10.0,
     call_timeout: float = 60.0,
     validate_arguments: bool = True,
+    tool_configs: Iterable[ToolConfig] = (),
 ) -> Portal:
     """Start a portal thread running a pool of ``servers``; return once it is ready.
 
@@ -341,6 +404,7 @@ def start_portal(
         "connect_timeout": connect_timeout,
         "call_timeout": call_timeout,
         "validate_arguments": validate_arguments,
+        "tool_configs": tuple(tool_configs),
     }
     thread = threading.Thread(target=portal._thread_main, args=(kwargs,), name="trio-mcp-portal", daemon=True)
     portal._thread = thread

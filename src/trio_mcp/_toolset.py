@@ -1,0 +1,288 @@
+"""The LLM tool layer: which tools a model may use, and running the calls it makes.
+
+A :class:`ToolConfig` names servers, an optional allow-list, a turn budget and a
+per-call deadline. A :class:`Toolset` applies one config to a pool: it turns the
+servers' tools into OpenAI tool schemas and executes the tool calls in a model's
+completion — in parallel, each answered by exactly one tool message. Anything the
+model gets wrong (a tool outside the allow-list, an unknown tool, arguments that are
+not JSON) and anything that fails (a timeout, a server that is down) becomes an
+error *message* for the model, never an exception for the application.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import mcp.types as types
+import trio
+
+from ._errors import ConfigError, MCPPoolError
+from ._openai import ParsedToolCall, assistant_message, to_openai_tool, tool_calls_of
+from ._results import result_text
+
+if TYPE_CHECKING:
+    from ._pool import MCPPool
+
+__all__ = ["ToolConfig", "Toolset", "run_tool_loop"]
+
+logger = logging.getLogger("trio_mcp")
+
+_ALIAS = re.compile(r"^[A-Za-z0-9_.:-]+$")
+#: Separator between server and tool in prefixed names (OpenAI allows [A-Za-z0-9_-]).
+PREFIX_SEPARATOR = "__"
+
+Message = dict[str, Any]
+
+
+def _to_names(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ConfigError("expected a collection of names, not a single string")
+    return tuple(value)
+
+
+def _to_servers(value: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _check_alias(_inst: object, _attr: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not _ALIAS.match(value):
+        raise ConfigError("alias must be a non-empty string of letters, digits and _.:-")
+
+
+def _check_servers(_inst: object, _attr: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    if not value or not all(isinstance(name, str) and name for name in value):
+        raise ConfigError("servers must name at least one server")
+    if len(set(value)) != len(value):
+        raise ConfigError("servers must not repeat a name")
+
+
+def _check_allow(_inst: object, _attr: attrs.Attribute[Any], value: tuple[str, ...] | None) -> None:
+    if value is not None and not all(isinstance(name, str) and name for name in value):
+        raise ConfigError("allow_tools must hold tool names")
+
+
+def _check_turns(_inst: object, _attr: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError("max_tool_call_turns must be a whole number >= 0")
+
+
+def _check_timeout(_inst: object, _attr: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or math.isnan(value)
+    ):
+        raise ConfigError("timeout must be a positive number of seconds or None")
+
+
+@attrs.frozen
+class ToolConfig:
+    """Which tools a model may use, and how much.
+
+    Args:
+        alias: the name this config is registered and looked up by.
+        servers: the pool's servers whose tools are offered.
+        allow_tools: if given, only these tools (by tool name, or by prefixed name)
+            are offered and may be called.
+        max_tool_call_turns: how many rounds of tool calls :func:`run_tool_loop`
+            executes before it refuses further calls.
+        timeout: a deadline for each tool call, in seconds (the pool's call timeout
+            applies too).
+        prefix_names: expose tools as ``server__tool``; required when two servers
+            offer a tool of the same name.
+    """
+
+    alias: str = attrs.field(validator=_check_alias)
+    servers: tuple[str, ...] = attrs.field(converter=_to_servers, validator=_check_servers)
+    allow_tools: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_names, validator=_check_allow
+    )
+    max_tool_call_turns: int = attrs.field(default=5, validator=_check_turns)
+    timeout: float | None = attrs.field(default=None, validator=_check_timeout)
+    prefix_names: bool = attrs.field(default=False, kw_only=True)
+
+
+@attrs.frozen
+class _Entry:
+    server: str
+    tool: types.Tool
+
+
+@attrs.define(eq=False)
+class Toolset:
+    """One :class:`ToolConfig` applied to a pool (get it with ``pool.toolset(...)``)."""
+
+    pool: MCPPool
+    config: ToolConfig
+
+    @property
+    def alias(self) -> str:
+        return self.config.alias
+
+    @property
+    def max_tool_call_turns(self) -> int:
+        return self.config.max_tool_call_turns
+
+    def _allowed(self, server: str, tool: str) -> bool:
+        allow = self.config.allow_tools
+        return allow is None or tool in allow or f"{server}{PREFIX_SEPARATOR}{tool}" in allow
+
+    async def _catalog(self) -> dict[str, _Entry]:
+        """Exposed name -> (server, tool), with the allow-list applied.
+
+        The pool caches and coalesces each server's tools/list, so this is cheap.
+        A server that cannot be reached is left out (and logged), not fatal.
+        """
+        listings: dict[str, list[types.Tool]] = {}
+
+        async def fetch(server: str) -> None:
+            try:
+                listings[server] = await self.pool.list_tools(server)
+            except MCPPoolError as error:
+                logger.warning("toolset %r: leaving out server %r: %s", self.alias, server, error)
+
+        async with trio.open_nursery() as nursery:
+            for server in self.config.servers:
+                nursery.start_soon(fetch, server)
+        catalog: dict[str, _Entry] = {}
+        for server in self.config.servers:
+            for tool in listings.get(server, ()):
+                if not self._allowed(server, tool.name):
+                    continue
+                name = f"{server}{PREFIX_SEPARATOR}{tool.name}" if self.config.prefix_names else tool.name
+                if name in catalog:
+                    raise ConfigError(
+                        f"toolset {self.alias!r}: servers {catalog[name].server!r} and {server!r} "
+                        f"both offer a tool named {tool.name!r}; set prefix_names=True"
+                    )
+                catalog[name] = _Entry(server, tool)
+        return catalog
+
+    async def tool_schemas(self) -> list[dict[str, Any]]:
+        """The tools this config offers, as OpenAI function tools."""
+        catalog = await self._catalog()
+        return [to_openai_tool(entry.tool, name=name) for name, entry in catalog.items()]
+
+    @staticmethod
+    def has_tool_calls(response: Any) -> bool:
+        """Whether a completion response asks for any tool call."""
+        return bool(tool_calls_of(response))
+
+    @staticmethod
+    def tool_call_count(response: Any) -> int:
+        """How many tool calls a completion response asks for."""
+        return len(tool_calls_of(response))
+
+    async def process_completion_response(self, response: Any) -> list[Message]:
+        """Run every tool call in ``response`` in parallel; return the messages to append.
+
+        The assistant message with its tool calls comes first, then one
+        ``{"role": "tool", "tool_call_id", "content"}`` message per call, in order.
+        """
+        calls = tool_calls_of(response)
+        messages: list[Message] = [assistant_message(response, calls)]
+        if not calls:
+            return messages
+        try:
+            catalog = await self._catalog()
+        except ConfigError as error:
+            catalog = {}
+            failure = f"Error: {error}"
+        else:
+            failure = ""
+        answers = [""] * len(calls)
+
+        async def answer(index: int, call: ParsedToolCall) -> None:
+            answers[index] = failure or await self._answer(call, catalog)
+
+        async with trio.open_nursery() as nursery:
+            for index, call in enumerate(calls):
+                nursery.start_soon(answer, index, call)
+        messages.extend(
+            {"role": "tool", "tool_call_id": call.id, "content": content}
+            for call, content in zip(calls, answers, strict=True)
+        )
+        return messages
+
+    async def _answer(self, call: ParsedToolCall, catalog: Mapping[str, _Entry]) -> str:
+        entry = catalog.get(call.name)
+        if entry is None:
+            return f"Error: tool {call.name!r} is not available; use one of the tools offered."
+        try:
+            arguments = json.loads(call.arguments) if call.arguments.strip() else {}
+        except json.JSONDecodeError as error:
+            return f"Error: the arguments for tool {call.name!r} are not valid JSON ({error.msg}); nothing was run."
+        if not isinstance(arguments, dict):
+            return f"Error: the arguments for tool {call.name!r} must be a JSON object; nothing was run."
+        deadline = self.config.timeout if self.config.timeout is not None else math.inf
+        try:
+            with trio.move_on_after(deadline) as scope:
+                result = await self.pool.tool_call(entry.server, entry.tool.name, arguments)
+        except MCPPoolError as error:
+            return f"Error: {error}"
+        if scope.cancelled_caught:
+            return f"Error: tool {call.name!r} did not finish within {deadline:g}s and was cancelled."
+        text = result_text(result)
+        return f"Error: {text}" if result.is_error else text
+
+    def refuse_completion_response(self, response: Any) -> list[Message]:
+        """The same messages as :meth:`process_completion_response`, but nothing is run.
+
+        Each tool answer says the tool-call budget is exhausted, so the model should
+        answer with what it has.
+        """
+        calls = tool_calls_of(response)
+        refusal = (
+            f"Error: the tool-call budget ({self.max_tool_call_turns} turns) is exhausted; "
+            "this tool was not run. Answer with the information you already have."
+        )
+        return [
+            assistant_message(response, calls),
+            *({"role": "tool", "tool_call_id": call.id, "content": refusal} for call in calls),
+        ]
+
+
+def final_message(response: Any) -> Message:
+    """The assistant's closing message (no tool calls) as a plain dict."""
+    message = assistant_message(response, [])
+    del message["tool_calls"]
+    return message
+
+
+async def run_tool_loop(
+    toolset: Toolset,
+    call_model: Callable[[list[Message], list[dict[str, Any]]], Awaitable[Any]],
+    messages: Sequence[Message],
+) -> list[Message]:
+    """Run model and tools in turns until the model stops calling tools.
+
+    ``call_model(messages, tools)`` returns a chat completion (OpenAI object or dict).
+    After ``max_tool_call_turns`` rounds of tool calls, further calls are refused and
+    the model gets one last turn to answer. Returns the whole conversation.
+    """
+    conversation = list(messages)
+    tools = await toolset.tool_schemas()
+    turns = 0
+    while True:
+        response = await call_model(conversation, tools)
+        if not toolset.has_tool_calls(response):
+            conversation.append(final_message(response))
+            return conversation
+        if turns >= toolset.max_tool_call_turns:
+            conversation.extend(toolset.refuse_completion_response(response))
+            last = await call_model(conversation, tools)
+            if toolset.has_tool_calls(last):
+                conversation.extend(toolset.refuse_completion_response(last))
+            else:
+                conversation.append(final_message(last))
+            return conversation
+        conversation.extend(await toolset.process_completion_response(response))
+        turns += 1

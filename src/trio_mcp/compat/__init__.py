@@ -1,0 +1,1 @@
+"""Drop-in replacements for the MCP layers trio-mcp descends from."""
