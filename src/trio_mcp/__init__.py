@@ -11,6 +11,8 @@ From threaded code, a portal thread runs the pool::
         result = portal.tool_call("files", "read", {"path": "README.md"})
 """
 
+from ._config import Limits as Limits
+from ._config import ReconnectPolicy as ReconnectPolicy
 from ._config import ServerConfig as ServerConfig
 from ._config import SseServer as SseServer
 from ._config import StdioServer as StdioServer
@@ -39,6 +41,8 @@ from ._portal import close_portals as close_portals
 from ._portal import shutdown_all as shutdown_all
 from ._portal import start_portal as start_portal
 from ._results import result_text as result_text
+from ._server import ServerState as ServerState
+from ._server import ServerStatistics as ServerStatistics
 from ._toolset import ToolConfig as ToolConfig
 from ._toolset import Toolset as Toolset
 from ._toolset import run_tool_loop as run_tool_loop
@@ -49,14 +53,18 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "InvalidArgumentsError",
+    "Limits",
     "MCPPool",
     "MCPPoolError",
     "PoolClosedError",
     "Portal",
+    "ReconnectPolicy",
     "RequestFailedError",
     "ServerConfig",
     "ServerDisconnectedError",
     "ServerOverloadedError",
+    "ServerState",
+    "ServerStatistics",
     "ServerUnavailableError",
     "SseServer",
     "StdioServer",

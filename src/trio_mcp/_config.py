@@ -19,7 +19,15 @@ import attrs
 
 from ._errors import ConfigError
 
-__all__ = ["ServerConfig", "SseServer", "StdioServer", "StreamableHttpServer", "redact_url"]
+__all__ = [
+    "Limits",
+    "ReconnectPolicy",
+    "ServerConfig",
+    "SseServer",
+    "StdioServer",
+    "StreamableHttpServer",
+    "redact_url",
+]
 
 Mode: TypeAlias = Literal["auto", "legacy"]
 _MODES = ("auto", "legacy")
@@ -132,6 +140,67 @@ def _check_cwd(_inst: object, _attribute: attrs.Attribute[Any], value: object) -
         raise ConfigError("cwd must be a path or None")
 
 
+def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or math.isnan(value):
+        raise ConfigError(f"{attribute.name} must be a positive number")
+
+
+def _whole(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{attribute.name} must be a whole number >= 1")
+
+
+def _fraction(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{attribute.name} must be between 0 and 1")
+
+
+@attrs.frozen
+class ReconnectPolicy:
+    """How a server's supervisor retries after failed connection attempts.
+
+    After a failure, the next attempt waits ``initial_backoff * multiplier**(n-1)``
+    seconds (at most ``max_backoff``), spread by ``±jitter``; callers arriving in that
+    window fail at once with the last error instead of piling up. After
+    ``failure_threshold`` consecutive failures the circuit opens: calls fail fast with
+    :class:`CircuitOpenError` for ``circuit_reset`` seconds, then one probe is let
+    through (half-open) and its result closes or re-opens the circuit.
+    """
+
+    initial_backoff: float = attrs.field(default=0.1, validator=_positive)
+    max_backoff: float = attrs.field(default=5.0, validator=_positive)
+    multiplier: float = attrs.field(default=2.0, validator=_positive)
+    jitter: float = attrs.field(default=0.2, validator=_fraction)
+    failure_threshold: int = attrs.field(default=5, validator=_whole)
+    circuit_reset: float = attrs.field(default=30.0, validator=_positive)
+
+
+@attrs.frozen
+class Limits:
+    """Backpressure for one server.
+
+    At most ``max_concurrent`` requests are in flight on its session; at most
+    ``max_waiting`` more callers wait for a slot. Past that a call fails at once with
+    :class:`ServerOverloadedError` rather than queueing without bound.
+    """
+
+    max_concurrent: int = attrs.field(default=64, validator=_whole)
+    max_waiting: int = attrs.field(default=1024, validator=_whole)
+
+
+def _instance_of(cls: type) -> Any:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, cls):
+            raise ConfigError(f"{attribute.name} must be a {cls.__name__}")
+
+    return check
+
+
+def _check_health_interval(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None:
+        _positive(_inst, attribute, value)
+
+
 @attrs.frozen
 class StdioServer:
     """A local MCP server launched as a subprocess, spoken to over its stdin and stdout.
@@ -152,6 +221,15 @@ class StdioServer:
     #: ``"auto"`` negotiates the newest protocol the server speaks; ``"legacy"`` forces
     #: the ``initialize`` handshake (protocol 2025-11-25).
     mode: Mode = attrs.field(default="auto", kw_only=True, validator=_check_mode)
+    reconnect: ReconnectPolicy = attrs.field(
+        factory=ReconnectPolicy, kw_only=True, validator=_instance_of(ReconnectPolicy)
+    )
+    limits: Limits = attrs.field(factory=Limits, kw_only=True, validator=_instance_of(Limits))
+    #: If set, an idle session is pinged this often (seconds), so a dead server is
+    #: found before a caller finds it.
+    health_check_interval: float | None = attrs.field(
+        default=None, kw_only=True, validator=_check_health_interval
+    )
 
 
 @attrs.frozen
@@ -165,6 +243,15 @@ class _RemoteServer:
     call_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
     connect_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
     mode: Mode = attrs.field(default="auto", kw_only=True, validator=_check_mode)
+    reconnect: ReconnectPolicy = attrs.field(
+        factory=ReconnectPolicy, kw_only=True, validator=_instance_of(ReconnectPolicy)
+    )
+    limits: Limits = attrs.field(factory=Limits, kw_only=True, validator=_instance_of(Limits))
+    #: If set, an idle session is pinged this often (seconds), so a dead server is
+    #: found before a caller finds it.
+    health_check_interval: float | None = attrs.field(
+        default=None, kw_only=True, validator=_check_health_interval
+    )
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -29,10 +30,10 @@ from ._errors import (
     ToolCallTimeout,
     UnknownServerError,
 )
-from ._server import ServerSlot
+from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession
 from ._toolset import ToolConfig, Toolset
-from ._translate import translate_call_error
+from ._translate import is_session_expired, translate_call_error
 
 __all__ = ["MCPPool", "ToolCall", "open_mcp_pool", "serve_mcp_pool"]
 
@@ -163,28 +164,54 @@ class MCPPool:
         *,
         tool: str | None = None,
     ) -> T:
-        """Run ``operation`` on ``server``'s session under its call deadline, translating errors."""
+        """Run ``operation`` on ``server``'s session under its limits and call deadline.
+
+        Errors are translated to the pool's hierarchy at this one place. A request that
+        the server rejected because its HTTP session expired (it restarted) was never
+        run, so it is sent once more on a fresh session, transparently.
+        """
         slot = self._slot(server)
-        live = slot.live
-        if live is None or live.lost.is_set():
-            live = await slot.session()
-        with trio.move_on_after(slot.call_timeout):
-            try:
-                return await operation(live)
-            except MCPPoolError:
-                raise
-            except Exception as exc:
-                error = translate_call_error(exc, server=server, what=what, closing=self.closed, tool=tool)
-                if isinstance(error, ServerDisconnectedError):
-                    live.lost.set()
-                raise error from error.__cause__
-        if self.closed:
-            raise PoolClosedError(
-                f"the pool closed while {what} on server {server!r} was in flight", server=server
-            )
-        raise ToolCallTimeout(
-            f"{what} on server {server!r} did not finish within {slot.call_timeout:g}s", server=server
-        )
+        slot.check_capacity()
+        started = time.perf_counter()
+        try:
+            async with slot.limiter:
+                for first_try in (True, False):
+                    live = slot.live
+                    if live is None or live.lost.is_set():
+                        live = await slot.session()
+                    with trio.move_on_after(slot.call_timeout):
+                        try:
+                            result = await operation(live)
+                        except MCPPoolError:
+                            raise
+                        except Exception as exc:
+                            if first_try and is_session_expired(exc):
+                                live.lost.set()
+                                continue
+                            error = translate_call_error(
+                                exc, server=server, what=what, closing=self.closed, tool=tool
+                            )
+                            if isinstance(error, ServerDisconnectedError):
+                                live.lost.set()
+                            raise error from error.__cause__
+                        slot.record(time.perf_counter() - started, ok=True)
+                        return result
+                    if self.closed:
+                        raise PoolClosedError(
+                            f"the pool closed while {what} on server {server!r} was in flight", server=server
+                        )
+                    raise ToolCallTimeout(
+                        f"{what} on server {server!r} did not finish within {slot.call_timeout:g}s",
+                        server=server,
+                    )
+                raise AssertionError("unreachable")  # pragma: no cover
+        except MCPPoolError as error:
+            slot.record(0.0, ok=False, timed_out=isinstance(error, ToolCallTimeout))
+            raise
+
+    def statistics(self) -> dict[str, ServerStatistics]:
+        """A frozen snapshot per server: state, in flight, waiting, counters, latency."""
+        return {name: slot.statistics() for name, slot in self._slots.items()}
 
     # -- tools ----------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import trio
 from ._config import ServerConfig
 from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
 from ._pool import MCPPool, ToolCall, open_mcp_pool
+from ._server import ServerStatistics
 from ._toolset import Message, ToolConfig, Toolset, final_message
 
 __all__ = ["BlockingToolset", "Portal", "close_portals", "shutdown_all", "start_portal"]
@@ -277,6 +278,15 @@ class Portal:
     ) -> types.GetPromptResult:
         """Render prompt ``name`` from ``server``."""
         return self._call(self._running_pool().get_prompt, (server, name, arguments), timeout)
+
+    def statistics(self) -> dict[str, ServerStatistics]:
+        """The pool's per-server snapshot, taken in the trio thread (one hop)."""
+        pool = self._running_pool()
+
+        async def snapshot() -> dict[str, ServerStatistics]:
+            return pool.statistics()
+
+        return self._call(snapshot, (), None)
 
     def toolset(self, config: ToolConfig | str) -> BlockingToolset:
         """The LLM tool layer for one :class:`ToolConfig` (or a registered alias), blocking."""

@@ -9,27 +9,75 @@ is truly usable. Concurrent first callers share that one attempt.
 
 The owner task enters and exits the SDK session itself (anyio task groups must be
 exited by the task that entered them) and holds it until the transport ends, the
-session is reported lost, or the pool closes. The next caller after a loss simply
-asks again, and the supervisor reconnects.
+session is reported lost, a health check fails, or the pool closes. The next caller
+after a loss asks again and the supervisor reconnects.
+
+Failed attempts are spaced by exponential backoff with jitter; after
+``failure_threshold`` consecutive failures the circuit opens and callers fail fast
+until one half-open probe succeeds (see :class:`ReconnectPolicy`). While a backoff
+or an open circuit holds, callers get the error at once instead of queueing.
 """
 
 from __future__ import annotations
 
+import collections
+import enum
 import logging
+import math
+import random
 from collections.abc import Mapping
 
 import attrs
 import trio
 
 from ._config import ServerConfig
-from ._errors import MCPPoolError, PoolClosedError, ServerUnavailableError
+from ._errors import (
+    CircuitOpenError,
+    MCPPoolError,
+    PoolClosedError,
+    ServerOverloadedError,
+    ServerUnavailableError,
+)
 from ._headers import render_headers
 from ._session import LiveSession, open_live_session
 from ._translate import translate_connect_error
 
-__all__ = ["ServerSlot"]
+__all__ = ["ServerSlot", "ServerState", "ServerStatistics"]
 
 logger = logging.getLogger("trio_mcp")
+
+# How many recent call latencies statistics() summarises.
+_LATENCY_WINDOW = 1024
+
+
+class ServerState(enum.Enum):
+    """Where a server's supervisor stands."""
+
+    IDLE = "idle"  # no session; one opens on the next call
+    CONNECTING = "connecting"
+    READY = "ready"
+    BACKING_OFF = "backing off"  # the last attempt failed; the next waits a little
+    CIRCUIT_OPEN = "circuit open"  # failing fast after repeated failures
+    CLOSED = "closed"
+
+
+@attrs.frozen
+class ServerStatistics:
+    """A snapshot of one server's state and counters (see :meth:`MCPPool.statistics`)."""
+
+    server: str
+    state: ServerState
+    in_flight: int
+    waiting: int
+    completed: int
+    failed: int
+    timed_out: int
+    connects: int
+    reconnects: int
+    consecutive_failures: int
+    #: Seconds, over the most recent calls; None before the first call completes.
+    latency_p50: float | None
+    latency_p99: float | None
 
 
 @attrs.define(eq=False)
@@ -54,24 +102,51 @@ def _fresh(error: MCPPoolError) -> MCPPoolError:
 
 @attrs.define(eq=False)
 class ServerSlot:
-    """The supervisor and the current session of one configured server."""
+    """The supervisor, the current session and the counters of one configured server."""
 
     name: str
     config: ServerConfig
     _variables: Mapping[str, str]
     connect_timeout: float
     call_timeout: float
+    limiter: trio.CapacityLimiter = attrs.field(init=False)
     _nursery: trio.Nursery | None = None
     live: LiveSession | None = None
     closing: bool = False
+    state: ServerState = ServerState.IDLE
     _attempt: _Attempt | None = None
     _wake_send: trio.MemorySendChannel[None] = attrs.field(init=False)
     _wake_receive: trio.MemoryReceiveChannel[None] = attrs.field(init=False)
+    # failure bookkeeping
+    consecutive_failures: int = 0
+    _retry_at: float = -math.inf
+    _last_error: MCPPoolError | None = None
+    # counters
+    connects: int = 0
+    completed: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    _latencies: collections.deque[float] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW)
+    )
 
     def __attrs_post_init__(self) -> None:
         self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
+        self.limiter = trio.CapacityLimiter(self.config.limits.max_concurrent)
 
     # -- caller side --------------------------------------------------------------
+
+    def check_capacity(self) -> None:
+        """Fail at once if too many callers already wait for this server."""
+        if (
+            self.limiter.available_tokens == 0
+            and self.limiter.statistics().tasks_waiting >= self.config.limits.max_waiting
+        ):
+            raise ServerOverloadedError(
+                f"server {self.name!r} is overloaded: {self.config.limits.max_waiting} callers "
+                "are already waiting; try again later",
+                server=self.name,
+            )
 
     async def session(self) -> LiveSession:
         """The live session, connecting first if there is none (callers coalesce)."""
@@ -82,6 +157,7 @@ class ServerSlot:
             raise PoolClosedError(f"the pool is closed; server {self.name!r} is not served", server=self.name)
         attempt = self._attempt
         if attempt is None:
+            self._fail_fast_if_waiting()
             attempt = self._attempt = _Attempt()
             try:
                 self._wake_send.send_nowait(None)
@@ -92,6 +168,52 @@ class ServerSlot:
             raise _fresh(attempt.error)
         assert attempt.live is not None
         return attempt.live
+
+    def _fail_fast_if_waiting(self) -> None:
+        """During a backoff or an open circuit, answer with the last error now."""
+        remaining = self._retry_at - trio.current_time()
+        if remaining <= 0 or self._last_error is None:
+            return
+        if self.state is ServerState.CIRCUIT_OPEN:
+            error: MCPPoolError = CircuitOpenError(
+                f"server {self.name!r} is unavailable: circuit open after "
+                f"{self.consecutive_failures} failed attempts; next probe in {remaining:.1f}s",
+                server=self.name,
+            )
+        else:
+            error = ServerUnavailableError(
+                f"{self._last_error} (next attempt in {remaining:.1f}s)", server=self.name
+            )
+        error.__cause__ = self._last_error.__cause__
+        raise error
+
+    def record(self, seconds: float, *, ok: bool, timed_out: bool = False) -> None:
+        """Count one finished request (called by the pool)."""
+        if ok:
+            self.completed += 1
+            self._latencies.append(seconds)
+        elif timed_out:
+            self.timed_out += 1
+        else:
+            self.failed += 1
+
+    def statistics(self) -> ServerStatistics:
+        latencies = sorted(self._latencies)
+        limiter = self.limiter.statistics()
+        return ServerStatistics(
+            server=self.name,
+            state=self.state,
+            in_flight=limiter.borrowed_tokens,
+            waiting=limiter.tasks_waiting,
+            completed=self.completed,
+            failed=self.failed,
+            timed_out=self.timed_out,
+            connects=self.connects,
+            reconnects=max(0, self.connects - 1),
+            consecutive_failures=self.consecutive_failures,
+            latency_p50=latencies[len(latencies) // 2] if latencies else None,
+            latency_p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else None,
+        )
 
     # -- supervisor side ----------------------------------------------------------
 
@@ -104,28 +226,73 @@ class ServerSlot:
                 attempt = self._attempt
                 if attempt is None:
                     continue
+                self._set_state(ServerState.CONNECTING)
                 finished = trio.Event()
                 try:
                     live = await self._connect(finished)
                 except MCPPoolError as error:
-                    logger.info("server %r: connection failed: %s", self.name, error)
-                    attempt.error = error
                     self._attempt = None
+                    attempt.error = error
                     attempt.done.set()
+                    self._after_failure(error)
                     continue
-                logger.info("server %r: connected (protocol %s)", self.name, live.client.protocol_version)
+                self.connects += 1
+                if self.connects > 1:
+                    logger.info(
+                        "server %r: reconnected (protocol %s)", self.name, live.client.protocol_version
+                    )
+                else:
+                    logger.info("server %r: connected (protocol %s)", self.name, live.client.protocol_version)
+                if self.state is ServerState.CONNECTING and self.consecutive_failures >= self._threshold:
+                    logger.warning("server %r: circuit closed", self.name)
+                self.consecutive_failures = 0
+                self._last_error = None
+                self._retry_at = -math.inf
                 self.live = attempt.live = live
                 self._attempt = None
+                self._set_state(ServerState.READY)
                 attempt.done.set()
                 await finished.wait()
+                if not self.closing:
+                    self._set_state(ServerState.IDLE)
         finally:
             self.closing = True
+            self._set_state(ServerState.CLOSED)
             attempt = self._attempt
             if attempt is not None and not attempt.done.is_set():
                 attempt.error = PoolClosedError(
                     f"the pool closed while connecting to server {self.name!r}", server=self.name
                 )
                 attempt.done.set()
+
+    @property
+    def _threshold(self) -> int:
+        return self.config.reconnect.failure_threshold
+
+    def _set_state(self, state: ServerState) -> None:
+        self.state = state
+
+    def _after_failure(self, error: MCPPoolError) -> None:
+        """Schedule the next attempt: a backoff, or an open circuit."""
+        policy = self.config.reconnect
+        self.consecutive_failures += 1
+        self._last_error = error
+        if self.consecutive_failures >= policy.failure_threshold:
+            delay = policy.circuit_reset
+            if self.state is not ServerState.CIRCUIT_OPEN:
+                logger.warning(
+                    "server %r: circuit open after %d failed attempts; next probe in %.1fs",
+                    self.name,
+                    self.consecutive_failures,
+                    delay,
+                )
+            self._set_state(ServerState.CIRCUIT_OPEN)
+        else:
+            base = policy.initial_backoff * policy.multiplier ** (self.consecutive_failures - 1)
+            delay = min(policy.max_backoff, base) * (1 + policy.jitter * (2 * random.random() - 1))
+            logger.info("server %r: connection failed (%s); next attempt in %.2fs", self.name, error, delay)
+            self._set_state(ServerState.BACKING_OFF)
+        self._retry_at = trio.current_time() + delay
 
     async def _connect(self, finished: trio.Event) -> LiveSession:
         assert self._nursery is not None
@@ -157,8 +324,13 @@ class ServerSlot:
             async with open_live_session(self.name, self.config, headers, self.call_timeout) as live:
                 task_status.started(live)
                 started = True
-                await live.lost.wait()
-                logger.info("server %r: session lost; closing it", self.name)
+                interval = self.config.health_check_interval
+                if interval is None:
+                    await live.lost.wait()
+                else:
+                    await self._watch_health(live, interval)
+                if not self.closing:
+                    logger.warning("server %r: session lost; the next call reconnects", self.name)
         except Exception:
             if not started:
                 raise
@@ -168,3 +340,19 @@ class ServerSlot:
             if started:
                 self.live = None
             finished.set()
+
+    async def _watch_health(self, live: LiveSession, interval: float) -> None:
+        """Ping the session whenever it has been idle for ``interval``; a failed ping loses it."""
+        while not live.lost.is_set():
+            with trio.move_on_after(interval):
+                await live.lost.wait()
+            if live.lost.is_set():
+                return
+            if self.limiter.borrowed_tokens:
+                continue  # calls are flowing: they are the health check
+            try:
+                with trio.fail_after(min(interval, self.call_timeout)):
+                    await live.client.send_ping()
+            except Exception as exc:
+                logger.warning("server %r: health check failed (%s)", self.name, type(exc).__name__)
+                live.lost.set()

@@ -13,7 +13,7 @@ import anyio
 import httpx2
 import trio
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, REQUEST_TIMEOUT
+from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import ValidationError
 
 from ._errors import (
@@ -26,7 +26,7 @@ from ._errors import (
     UnknownToolError,
 )
 
-__all__ = ["first_leaf", "translate_call_error", "translate_connect_error"]
+__all__ = ["first_leaf", "is_session_expired", "translate_call_error", "translate_connect_error"]
 
 _STREAM_ERRORS = (
     anyio.BrokenResourceError,
@@ -43,6 +43,19 @@ def first_leaf(exc: BaseException) -> BaseException:
         leaves = [e for e in exc.exceptions if not isinstance(e, trio.Cancelled)]
         exc = (leaves or list(exc.exceptions))[0]
     return exc
+
+
+def is_session_expired(exc: BaseException) -> bool:
+    """Whether a Streamable HTTP server rejected the request for an unknown session.
+
+    That happens when the server restarted (or dropped the session) between two
+    requests; the request was not run, so sending it again on a new session is safe.
+    """
+    leaf = first_leaf(exc)
+    if not isinstance(leaf, MCPError) or leaf.code != INVALID_REQUEST:
+        return False
+    message = leaf.error.message.lower()
+    return "session" in message and any(word in message for word in ("not found", "terminated", "expired"))
 
 
 def _describe(exc: BaseException) -> str:
