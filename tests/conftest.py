@@ -35,9 +35,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if function is None or not inspect.iscoroutinefunction(function):
             continue
         limit = TEST_DEADLINE
-        marker = item.get_closest_marker("deadline")
-        if marker is not None:
-            limit = float(marker.args[0])
+        if "autojump_clock" in getattr(item, "fixturenames", ()):
+            # Virtual time races ahead; a deadlock still jumps straight to this deadline.
+            limit = 100_000.0
 
         def guard(fn: Callable[..., Any], limit: float = limit) -> Callable[..., Any]:
             @functools.wraps(fn)

@@ -14,7 +14,9 @@ Tools:
 - ``add_tool(name)`` registers a new tool and announces the change to the client;
 - ``crash()`` kills the server process at once (a crash mid-call);
 - ``whoami()`` returns the request headers it saw that start with ``x-test-``;
-- ``pid()`` returns the server's process id.
+- ``pid()`` returns the server's process id;
+- ``close_stdout()`` closes stdout and keeps running; ``garbage()`` writes a non-JSON line;
+- with ``TEST_SERVER_EXTRA_TOOLS=N`` in its environment it offers N more tools.
 """
 
 from __future__ import annotations
@@ -122,6 +124,58 @@ def whoami(ctx: Context) -> dict[str, str]:
 def pid() -> int:
     """This server's process id."""
     return os.getpid()
+
+
+def _wire_fds() -> list[int]:
+    """The descriptors carrying the stdio wire to the client.
+
+    The SDK's stdio server serves the wire from a private duplicate of the original
+    stdout (fd 1 is diverted to stderr so stray prints cannot corrupt it), so find the
+    write ends of pipes other than whatever fd 2 is.
+    """
+    stderr_target = os.readlink("/proc/self/fd/2")
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                fields = dict(line.split(":", 1) for line in info if ":" in line)
+            flags = int(fields["flags"].strip(), 8)
+        except (OSError, KeyError, ValueError):
+            continue
+        if (
+            fd > 2
+            and target.startswith("pipe:")
+            and target != stderr_target
+            and flags & os.O_ACCMODE == os.O_WRONLY
+        ):
+            found.append(fd)
+    return found
+
+
+@server.tool()
+def close_stdout() -> str:
+    """Close the stdio wire's write end (the client sees end-of-stream) and keep running."""
+    for fd in _wire_fds():
+        os.close(fd)
+    return "closed"
+
+
+@server.tool()
+def garbage() -> str:
+    """Write a line that is not JSON-RPC onto the stdio wire, then answer normally."""
+    for fd in _wire_fds():
+        os.write(fd, b"this is not json\n")
+    return "ok"
+
+
+for _index in range(int(os.environ.get("TEST_SERVER_EXTRA_TOOLS", "0"))):
+
+    def _numbered(index: int = _index) -> int:
+        return index
+
+    server.add_tool(_numbered, name=f"extra_tool_{_index}", description=f"padding tool {_index}")
 
 
 @server.resource("memo://greeting")
