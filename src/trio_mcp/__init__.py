@@ -11,6 +11,7 @@ From threaded code, a portal thread runs the pool::
         result = portal.tool_call("files", "read", {"path": "README.md"})
 """
 
+from ._config import InProcessServer as InProcessServer
 from ._config import Limits as Limits
 from ._config import ReconnectPolicy as ReconnectPolicy
 from ._config import ServerConfig as ServerConfig
@@ -30,6 +31,7 @@ from ._errors import TemplateError as TemplateError
 from ._errors import ToolCallTimeout as ToolCallTimeout
 from ._errors import UnknownServerError as UnknownServerError
 from ._errors import UnknownToolError as UnknownToolError
+from ._loader import load_servers as load_servers
 from ._openai import to_openai_tool as to_openai_tool
 from ._pool import MCPPool as MCPPool
 from ._pool import ToolCall as ToolCall
@@ -52,6 +54,7 @@ __all__ = [
     "BlockingToolset",
     "CircuitOpenError",
     "ConfigError",
+    "InProcessServer",
     "InvalidArgumentsError",
     "Limits",
     "MCPPool",
@@ -78,6 +81,7 @@ __all__ = [
     "UnknownToolError",
     "__version__",
     "close_portals",
+    "load_servers",
     "open_mcp_pool",
     "result_text",
     "run_tool_loop",

@@ -20,6 +20,7 @@ import attrs
 from ._errors import ConfigError
 
 __all__ = [
+    "InProcessServer",
     "Limits",
     "ReconnectPolicy",
     "ServerConfig",
@@ -100,6 +101,14 @@ def _check_str_map(inst: object, attribute: attrs.Attribute[Any], value: dict[st
             raise ConfigError(f"{attribute.name}[{key!r}] must be a string")
 
 
+def _check_templates(what: str, templates: Mapping[str, str]) -> None:
+    for name, template in templates.items():
+        if not string.Template(template).is_valid():
+            raise ConfigError(
+                f"{what} {name!r} has a malformed placeholder: use ${{name}} or $name, and $$ for a literal $"
+            )
+
+
 def _check_headers(inst: object, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
     _check_str_map(inst, attribute, value)
     for name, template in value.items():
@@ -107,10 +116,12 @@ def _check_headers(inst: object, attribute: attrs.Attribute[Any], value: dict[st
             raise ConfigError(f"header name {name!r} is not a valid HTTP header name")
         if "\r" in template or "\n" in template:
             raise ConfigError(f"header {name!r} contains a line break")
-        if not string.Template(template).is_valid():
-            raise ConfigError(
-                f"header {name!r} has a malformed placeholder: use ${{name}} or $name, and $$ for a literal $"
-            )
+    _check_templates("header", value)
+
+
+def _check_env(inst: object, attribute: attrs.Attribute[Any], value: dict[str, str] | None) -> None:
+    _check_str_map(inst, attribute, value)
+    _check_templates("environment variable", value or {})
 
 
 def _check_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
@@ -211,8 +222,10 @@ class StdioServer:
 
     command: str = attrs.field(validator=_check_command)
     args: tuple[str, ...] = attrs.field(default=(), converter=_to_args, validator=_check_args)
+    #: Added to the SDK's safe default environment. Values may hold ``${name}``
+    #: placeholders filled from the pool's ``variables`` (``$$`` for a literal ``$``).
     env: dict[str, str] | None = attrs.field(
-        default=None, converter=_to_str_map, validator=_check_str_map, repr=_names_only
+        default=None, converter=_to_str_map, validator=_check_env, repr=_names_only
     )
     cwd: str | Path | None = attrs.field(default=None, validator=_check_cwd)
     #: Per-server overrides of the pool's defaults (seconds).
@@ -264,5 +277,33 @@ class SseServer(_RemoteServer):
     """A remote MCP server spoken to over the older HTTP+SSE transport."""
 
 
-ServerConfig: TypeAlias = StdioServer | StreamableHttpServer | SseServer
-SERVER_CONFIG_TYPES = (StdioServer, StreamableHttpServer, SseServer)
+def _check_in_process(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    from mcp.server import Server
+    from mcp.server.mcpserver import MCPServer
+
+    if not isinstance(value, Server | MCPServer):
+        raise ConfigError("server must be an mcp.server.Server or MCPServer instance")
+
+
+@attrs.frozen(eq=False)
+class InProcessServer:
+    """An MCP server object running in this process (the SDK's in-memory transport).
+
+    For tests and for measuring client-side cost without any I/O.
+    """
+
+    server: Any = attrs.field(validator=_check_in_process, repr=lambda s: f"<{type(s).__name__}>")
+    call_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
+    connect_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
+    mode: Mode = attrs.field(default="auto", kw_only=True, validator=_check_mode)
+    reconnect: ReconnectPolicy = attrs.field(
+        factory=ReconnectPolicy, kw_only=True, validator=_instance_of(ReconnectPolicy)
+    )
+    limits: Limits = attrs.field(factory=Limits, kw_only=True, validator=_instance_of(Limits))
+    health_check_interval: float | None = attrs.field(
+        default=None, kw_only=True, validator=_check_health_interval
+    )
+
+
+ServerConfig: TypeAlias = StdioServer | StreamableHttpServer | SseServer | InProcessServer
+SERVER_CONFIG_TYPES = (StdioServer, StreamableHttpServer, SseServer, InProcessServer)

@@ -1,8 +1,9 @@
-"""Header templating: ``${name}`` placeholders filled from the pool's variables.
+"""Templating: ``${name}`` placeholders in header values (remote servers) and
+environment values (stdio servers), filled from the pool's variables.
 
 Filled when a session connects, never earlier, so a pool can be built before the
-secrets it will use are known. Errors name the header, the variable and the server,
-never a value.
+secrets it will use are known. Errors name the header (or variable), the placeholder
+and the server, never a value.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ from collections.abc import Mapping
 
 from ._errors import TemplateError
 
-__all__ = ["render_headers"]
+__all__ = ["render_templates"]
 
 
-def render_headers(server: str, headers: Mapping[str, str], variables: Mapping[str, str]) -> dict[str, str]:
-    """Substitute ``variables`` into every header value (``string.Template`` rules)."""
+def render_templates(
+    server: str, kind: str, templates: Mapping[str, str], variables: Mapping[str, str]
+) -> dict[str, str]:
+    """Substitute ``variables`` into every value of ``templates`` (``string.Template`` rules)."""
     rendered: dict[str, str] = {}
-    for name, template in headers.items():
+    for name, template in templates.items():
         try:
             rendered[name] = string.Template(template).substitute(variables)
         except KeyError as exc:
             variable = str(exc.args[0])
             raise TemplateError(
-                f"header {name!r} of server {server!r} uses ${{{variable}}}, "
+                f"{kind} {name!r} of server {server!r} uses ${{{variable}}}, "
                 f"but the pool has no variable {variable!r}",
                 server=server,
                 variable=variable,

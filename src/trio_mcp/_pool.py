@@ -329,7 +329,7 @@ def _build_slots(
             raise ConfigError("server names must be non-empty strings")
         if not isinstance(config, SERVER_CONFIG_TYPES):
             raise ConfigError(
-                f"server {name!r}: expected StdioServer, StreamableHttpServer or SseServer, "
+                f"server {name!r}: expected StdioServer, StreamableHttpServer, SseServer or InProcessServer, "
                 f"got {type(config).__name__}"
             )
         slots[name] = ServerSlot(

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 import attrs
 import trio
 
-from ._config import ServerConfig
+from ._config import ServerConfig, StdioServer
 from ._errors import (
     CircuitOpenError,
     MCPPoolError,
@@ -38,7 +38,7 @@ from ._errors import (
     ServerOverloadedError,
     ServerUnavailableError,
 )
-from ._headers import render_headers
+from ._headers import render_templates
 from ._session import LiveSession, open_live_session
 from ._translate import translate_connect_error
 
@@ -296,10 +296,18 @@ class ServerSlot:
 
     async def _connect(self, finished: trio.Event) -> LiveSession:
         assert self._nursery is not None
-        headers = render_headers(self.name, getattr(self.config, "headers", {}), self._variables)
+        if isinstance(self.config, StdioServer):
+            # For a stdio server the templates are its environment values.
+            rendered = render_templates(
+                self.name, "environment variable", self.config.env or {}, self._variables
+            )
+        else:
+            rendered = render_templates(
+                self.name, "header", getattr(self.config, "headers", {}), self._variables
+            )
         try:
             with trio.fail_after(self.connect_timeout):
-                live: LiveSession = await self._nursery.start(self._hold, headers, finished)
+                live: LiveSession = await self._nursery.start(self._hold, rendered, finished)
         except trio.TooSlowError:
             raise ServerUnavailableError(
                 f"server {self.name!r} is unavailable: no MCP session within "
@@ -313,7 +321,7 @@ class ServerSlot:
 
     async def _hold(
         self,
-        headers: dict[str, str],
+        rendered: dict[str, str],
         finished: trio.Event,
         *,
         task_status: trio.TaskStatus[LiveSession],
@@ -321,7 +329,7 @@ class ServerSlot:
         """The owner task: enter the session, report ready, hold it, close it."""
         started = False
         try:
-            async with open_live_session(self.name, self.config, headers, self.call_timeout) as live:
+            async with open_live_session(self.name, self.config, rendered, self.call_timeout) as live:
                 task_status.started(live)
                 started = True
                 interval = self.config.health_check_interval

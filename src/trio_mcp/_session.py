@@ -24,7 +24,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from ._config import ServerConfig
+from ._config import InProcessServer, ServerConfig
 from ._errors import InvalidArgumentsError, UnknownToolError
 from ._transport import open_transport
 from ._version import CLIENT_INFO
@@ -235,9 +235,13 @@ async def open_live_session(
         if handler:
             await handler[0].on_message(message)
 
-    transport = open_transport(name, config, headers, lost.set)
+    target: Any = (
+        config.server
+        if isinstance(config, InProcessServer)
+        else open_transport(name, config, headers, lost.set)
+    )
     client = Client(
-        transport,
+        target,
         mode=config.mode,
         message_handler=message_handler,
         client_info=CLIENT_INFO,

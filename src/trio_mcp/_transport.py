@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
 
-from ._config import ServerConfig, SseServer, StdioServer
+from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import ServerUnavailableError
 
 __all__ = ["open_transport"]
@@ -108,7 +108,9 @@ async def _streamable_http(url: str, headers: dict[str, str]) -> AsyncIterator[T
         yield streams
 
 
-def _build(name: str, config: ServerConfig, headers: dict[str, str]) -> Transport:
+def _build(name: str, config: ServerConfig, rendered: dict[str, str]) -> Transport:
+    """The SDK transport; ``rendered`` is the templated headers, or a stdio server's env."""
+    assert not isinstance(config, InProcessServer)  # the SDK connects those itself
     if isinstance(config, StdioServer):
         if config.cwd is not None and not Path(config.cwd).is_dir():
             raise ServerUnavailableError(
@@ -118,13 +120,13 @@ def _build(name: str, config: ServerConfig, headers: dict[str, str]) -> Transpor
         params = StdioServerParameters(
             command=_resolve_command(name, config),
             args=list(config.args),
-            env=config.env,
+            env=rendered if config.env is not None else None,
             cwd=config.cwd,
         )
         return stdio_client(params)
     if isinstance(config, SseServer):
-        return sse_client(config.url, headers=headers)
-    return _streamable_http(config.url, headers)
+        return sse_client(config.url, headers=rendered)
+    return _streamable_http(config.url, rendered)
 
 
 @asynccontextmanager

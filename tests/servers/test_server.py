@@ -121,6 +121,12 @@ def whoami(ctx: Context) -> dict[str, str]:
 
 
 @server.tool()
+def getenv(name: str) -> str:
+    """The value of an environment variable in the server process ('' if unset)."""
+    return os.environ.get(name, "")
+
+
+@server.tool()
 def pid() -> int:
     """This server's process id."""
     return os.getpid()
@@ -202,6 +208,8 @@ def _serve_http() -> None:
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this on Linux: no Nagle stalls on small responses.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     sock.bind(("127.0.0.1", port))
     sock.listen(128)

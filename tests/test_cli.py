@@ -1,0 +1,235 @@
+"""Config files in the mcpServers / VS Code shapes, and the trio-mcp command end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import trio_mcp
+from trio_mcp._cli import main
+
+from .conftest import SERVER, HttpServer
+
+
+def write_config(tmp_path: Path, data: Any) -> str:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, http_server: HttpServer) -> str:
+    return write_config(
+        tmp_path,
+        {
+            "mcpServers": {
+                "local": {"command": sys.executable, "args": [SERVER], "env": {"TOKEN": "${token}"}},
+                "remote": {
+                    "url": http_server.http_url,
+                    "type": "http",
+                    "headers": {"X-Test-Token": "${token}"},
+                },
+                "legacy": {"url": http_server.sse_url, "type": "sse", "disabled": False, "autoApprove": []},
+            }
+        },
+    )
+
+
+# -- load_servers ---------------------------------------------------------------------
+
+
+def test_load_claude_style(tmp_path: Path) -> None:
+    servers = trio_mcp.load_servers(
+        {
+            "mcpServers": {
+                "a": {"command": "npx", "args": ["-y", "pkg"], "env": {"K": "v"}, "cwd": "/tmp"},
+                "b": {"url": "https://example.com/mcp"},
+                "c": {
+                    "url": "https://example.com/sse",
+                    "type": "sse",
+                    "headers": {"Authorization": "Bearer ${T}"},
+                },
+                "d": {"url": "https://example.com/mcp", "type": "streamable-http", "unknownKey": 1},
+            }
+        }
+    )
+    assert servers["a"] == trio_mcp.StdioServer("npx", ["-y", "pkg"], env={"K": "v"}, cwd="/tmp")
+    assert isinstance(servers["b"], trio_mcp.StreamableHttpServer)
+    assert isinstance(servers["c"], trio_mcp.SseServer) and servers["c"].headers == {
+        "Authorization": "Bearer ${T}"
+    }
+    assert isinstance(servers["d"], trio_mcp.StreamableHttpServer)
+    path = write_config(tmp_path, {"mcpServers": {"a": {"command": "x"}}})
+    assert trio_mcp.load_servers(path) == {"a": trio_mcp.StdioServer("x")}
+    assert trio_mcp.load_servers(Path(path)) == {"a": trio_mcp.StdioServer("x")}
+
+
+def test_load_vscode_style() -> None:
+    servers = trio_mcp.load_servers(
+        {
+            "inputs": [{"id": "key", "type": "promptString"}],
+            "servers": {
+                "s": {"type": "stdio", "command": "uvx", "args": ["srv"], "env": {"KEY": "${input:key}"}},
+                "h": {"type": "http", "url": "https://x/mcp", "headers": {"A": "${env:TOKEN}"}},
+            },
+        }
+    )
+    assert servers["s"] == trio_mcp.StdioServer("uvx", ["srv"], env={"KEY": "${key}"})
+    assert servers["h"].headers == {"A": "${TOKEN}"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"mcpServers": {"x": {"args": []}}}, "server 'x': needs a 'command'"),
+        ({"mcpServers": {"x": {"type": "stdio"}}}, "server 'x': field 'command'"),
+        ({"mcpServers": {"x": {"url": "https://h/m", "type": "ws"}}}, "server 'x': field 'type'"),
+        ({"mcpServers": {"x": {"command": "c", "args": "a b"}}}, "server 'x': field 'args'"),
+        ({"mcpServers": {"x": {"command": "c", "env": {"A": ["v"]}}}}, r"server 'x': field env\['A'\]"),
+        ({"mcpServers": {"x": {"url": "ftp://h"}}}, "server 'x': url"),
+        ({"mcpServers": {"x": "npx"}}, "server 'x': expected an object"),
+        ({"mcpServers": []}, "must be an object"),
+        ([], "JSON object"),
+    ],
+)
+def test_bad_entries_name_server_and_field(data: Any, match: str) -> None:
+    with pytest.raises(trio_mcp.ConfigError, match=match):
+        trio_mcp.load_servers(data)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(trio_mcp.ConfigError, match="does not exist"):
+        trio_mcp.load_servers(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(trio_mcp.ConfigError, match="not valid JSON"):
+        trio_mcp.load_servers(broken)
+
+
+async def test_env_placeholders_reach_a_stdio_server() -> None:
+    server = trio_mcp.StdioServer(sys.executable, [SERVER], env={"TOKEN": "${token}", "LITERAL": "$$HOME"})
+    async with trio_mcp.open_mcp_pool({"s": server}, variables={"token": "t-123"}) as pool:
+        assert trio_mcp.result_text(await pool.tool_call("s", "getenv", {"name": "TOKEN"})) == "t-123"
+        assert trio_mcp.result_text(await pool.tool_call("s", "getenv", {"name": "LITERAL"})) == "$HOME"
+    async with trio_mcp.open_mcp_pool({"s": server}) as pool:
+        with pytest.raises(trio_mcp.TemplateError, match="environment variable 'TOKEN' of server 's'"):
+            await pool.tool_call("s", "getenv", {"name": "TOKEN"})
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def test_cli_tools_table_and_json(config_file: str) -> None:
+    code, out, err = run_cli("tools", config_file, "--var", "token=abc")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["SERVER", "TOOL", "DESCRIPTION"]
+    assert {line.split()[0] for line in lines[1:]} == {"local", "remote", "legacy"}
+    assert any(line.split()[:2] == ["remote", "echo"] for line in lines)
+    code, out, _ = run_cli("tools", config_file, "--var", "token=abc", "--server", "local", "--json")
+    assert code == 0
+    document = json.loads(out)
+    assert list(document) == ["local"]
+    assert "echo" in {tool["name"] for tool in document["local"]["tools"]}
+
+
+def test_cli_call(config_file: str) -> None:
+    assert run_cli("call", config_file, "local", "echo", "--args", '{"text": "hi"}', "--var", "token=a") == (
+        0,
+        "hi\n",
+        "",
+    )
+    code, out, _ = run_cli("call", config_file, "remote", "whoami", "--var", "token=sekret", "--json")
+    assert code == 0 and json.loads(out)["structuredContent"] == {"x-test-token": "sekret"}
+    code, out, err = run_cli("call", config_file, "local", "fail", "--var", "token=a")
+    assert code == 1 and out == "" and "fail" in err
+    code, _, err = run_cli("call", config_file, "local", "echo", "--args", "{oops", "--var", "token=a")
+    assert code == 2 and "not valid JSON" in err
+    code, _, err = run_cli(
+        "call",
+        config_file,
+        "local",
+        "slow",
+        "--args",
+        '{"seconds": 30}',
+        "--timeout",
+        "0.3",
+        "--var",
+        "token=a",
+    )
+    assert code == 3 and "did not finish" in err
+    code, _, err = run_cli("call", config_file, "remote", "echo", "--args", '{"text": "x"}')
+    assert code == 2 and "token" in err  # a missing variable is a usage error
+    code, _, err = run_cli("call", config_file, "nowhere", "echo")
+    assert code == 2 and "nowhere" in err
+    code, _, err = run_cli("call", config_file, "local", "no_such_tool", "--var", "token=a")
+    assert code == 3 and "no tool named" in err
+
+
+def test_cli_check(tmp_path: Path, http_server: HttpServer) -> None:
+    path = write_config(
+        tmp_path,
+        {
+            "mcpServers": {
+                "good": {"url": http_server.http_url},
+                "bad": {"command": "/nonexistent/server"},
+            }
+        },
+    )
+    code, out, _ = run_cli("check", path)
+    assert code == 3
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "ok" in lines["good"] and "FAILED" in lines["bad"] and "not found" in lines["bad"]
+    code, out, _ = run_cli("check", path, "--json")
+    report = json.loads(out)
+    assert report["good"]["ok"] is True and report["good"]["tools"] >= 5 and report["bad"]["ok"] is False
+    good_only = write_config(tmp_path, {"mcpServers": {"good": {"url": http_server.http_url}}})
+    assert run_cli("check", good_only)[0] == 0
+
+
+def test_cli_usage_errors(tmp_path: Path) -> None:
+    assert run_cli()[0] == 2
+    assert run_cli("tools", str(tmp_path / "missing.json"))[0] == 2
+    empty = write_config(tmp_path, {"mcpServers": {}})
+    code, _, err = run_cli("tools", empty)
+    assert code == 2 and "no servers" in err
+    code, _, err = run_cli("tools", empty, "--var", "novalue")
+    assert code == 2
+
+
+def test_console_entry_points(config_file: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trio_mcp",
+            "call",
+            config_file,
+            "local",
+            "add",
+            "--args",
+            '{"a": 2, "b": 3}',
+            "--env",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "token": "from-env"},
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "5\n"), done.stderr
+    script = Path(sys.executable).with_name("trio-mcp")
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and "tools" in done.stdout
