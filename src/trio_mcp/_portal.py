@@ -283,7 +283,7 @@ class Portal:
         """The pool's per-server snapshot, taken in the trio thread (one hop)."""
         pool = self._running_pool()
 
-        async def snapshot() -> dict[str, ServerStatistics]:
+        async def snapshot() -> dict[str, ServerStatistics]:  # noqa: ASYNC124 - the portal runs coroutines
             return pool.statistics()
 
         return self._call(snapshot, (), None)
