@@ -38,7 +38,7 @@ bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks $(ARGS)
 
 docs: $(DOCS_STAMP)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

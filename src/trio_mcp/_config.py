@@ -212,22 +212,16 @@ def _check_health_interval(_inst: object, attribute: attrs.Attribute[Any], value
         _positive(_inst, attribute, value)
 
 
+def _options_last(_cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
+    """Put the shared keyword-only options after a config's own fields (for reprs)."""
+    options = [field for field in fields if field.name in _OPTION_NAMES]
+    return [field for field in fields if field.name not in _OPTION_NAMES] + options
+
+
 @attrs.frozen
-class StdioServer:
-    """A local MCP server launched as a subprocess, spoken to over its stdin and stdout.
+class _ServerOptions:
+    """The options every server configuration takes (keyword-only)."""
 
-    ``env`` is added to the SDK's safe default environment (``PATH``, ``HOME`` and a few
-    more), not to the whole of ``os.environ``: a child sees only what you pass it.
-    """
-
-    command: str = attrs.field(validator=_check_command)
-    args: tuple[str, ...] = attrs.field(default=(), converter=_to_args, validator=_check_args)
-    #: Added to the SDK's safe default environment. Values may hold ``${name}``
-    #: placeholders filled from the pool's ``variables`` (``$$`` for a literal ``$``).
-    env: dict[str, str] | None = attrs.field(
-        default=None, converter=_to_str_map, validator=_check_env, repr=_names_only
-    )
-    cwd: str | Path | None = attrs.field(default=None, validator=_check_cwd)
     #: Per-server overrides of the pool's defaults (seconds).
     call_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
     connect_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
@@ -245,34 +239,43 @@ class StdioServer:
     )
 
 
-@attrs.frozen
-class _RemoteServer:
+_OPTION_NAMES = frozenset(field.name for field in attrs.fields(_ServerOptions))
+
+
+@attrs.frozen(field_transformer=_options_last)
+class StdioServer(_ServerOptions):
+    """A local MCP server launched as a subprocess, spoken to over its stdin and stdout.
+
+    ``env`` is added to the SDK's safe default environment (``PATH``, ``HOME`` and a few
+    more), not to the whole of ``os.environ``: a child sees only what you pass it.
+    """
+
+    command: str = attrs.field(validator=_check_command)
+    args: tuple[str, ...] = attrs.field(default=(), converter=_to_args, validator=_check_args)
+    #: Added to the SDK's safe default environment. Values may hold ``${name}``
+    #: placeholders filled from the pool's ``variables`` (``$$`` for a literal ``$``).
+    env: dict[str, str] | None = attrs.field(
+        default=None, converter=_to_str_map, validator=_check_env, repr=_names_only
+    )
+    cwd: str | Path | None = attrs.field(default=None, validator=_check_cwd)
+
+
+@attrs.frozen(field_transformer=_options_last)
+class _RemoteServer(_ServerOptions):
     url: str = attrs.field(validator=_check_url, repr=lambda url: repr(redact_url(url)))
     #: Header values may hold ``${name}`` placeholders, filled from the pool's
     #: ``variables`` when the session connects (``string.Template`` rules, ``$$`` escapes).
     headers: dict[str, str] = attrs.field(
         factory=dict, converter=_to_headers, validator=_check_headers, repr=_names_only
     )
-    call_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
-    connect_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
-    mode: Mode = attrs.field(default="auto", kw_only=True, validator=_check_mode)
-    reconnect: ReconnectPolicy = attrs.field(
-        factory=ReconnectPolicy, kw_only=True, validator=_instance_of(ReconnectPolicy)
-    )
-    limits: Limits = attrs.field(factory=Limits, kw_only=True, validator=_instance_of(Limits))
-    #: If set, an idle session is pinged this often (seconds), so a dead server is
-    #: found before a caller finds it.
-    health_check_interval: float | None = attrs.field(
-        default=None, kw_only=True, validator=_check_health_interval
-    )
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=_options_last)
 class StreamableHttpServer(_RemoteServer):
     """A remote MCP server spoken to over Streamable HTTP (the current MCP HTTP transport)."""
 
 
-@attrs.frozen
+@attrs.frozen(field_transformer=_options_last)
 class SseServer(_RemoteServer):
     """A remote MCP server spoken to over the older HTTP+SSE transport."""
 
@@ -285,24 +288,14 @@ def _check_in_process(_inst: object, _attribute: attrs.Attribute[Any], value: ob
         raise ConfigError("server must be an mcp.server.Server or MCPServer instance")
 
 
-@attrs.frozen(eq=False)
-class InProcessServer:
+@attrs.frozen(eq=False, field_transformer=_options_last)
+class InProcessServer(_ServerOptions):
     """An MCP server object running in this process (the SDK's in-memory transport).
 
     For tests and for measuring client-side cost without any I/O.
     """
 
     server: Any = attrs.field(validator=_check_in_process, repr=lambda s: f"<{type(s).__name__}>")
-    call_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
-    connect_timeout: float | None = attrs.field(default=None, kw_only=True, validator=_check_timeout)
-    mode: Mode = attrs.field(default="auto", kw_only=True, validator=_check_mode)
-    reconnect: ReconnectPolicy = attrs.field(
-        factory=ReconnectPolicy, kw_only=True, validator=_instance_of(ReconnectPolicy)
-    )
-    limits: Limits = attrs.field(factory=Limits, kw_only=True, validator=_instance_of(Limits))
-    health_check_interval: float | None = attrs.field(
-        default=None, kw_only=True, validator=_check_health_interval
-    )
 
 
 ServerConfig: TypeAlias = StdioServer | StreamableHttpServer | SseServer | InProcessServer
