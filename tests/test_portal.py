@@ -109,6 +109,8 @@ def test_errors_from_threads(http_server: HttpServer) -> None:
         assert isinstance(results[1], trio_mcp.UnknownToolError)
         with pytest.raises(ValueError, match="timeout"):
             portal.tool_call("s", "echo", {"text": "x"}, timeout=0)
+        stats = portal.statistics()["s"]
+        assert stats.state is trio_mcp.ServerState.READY and stats.completed >= 5 and stats.failed >= 2
 
 
 def test_close_with_100_calls_in_flight(http_server: HttpServer) -> None:

@@ -123,7 +123,7 @@ def translate_call_error(
         error = RequestFailedError(
             f"server {server!r} answered {what} with a malformed result", server=server, code=-32603
         )
-    elif isinstance(leaf, _STREAM_ERRORS | OSError | httpx2.HTTPError):
+    elif isinstance(leaf, (*_STREAM_ERRORS, OSError, httpx2.HTTPError)):
         error = _lost(server, what, closing)
     else:
         error = MCPPoolError(f"{what} on server {server!r} failed: {type(leaf).__name__}", server=server)

@@ -1,0 +1,100 @@
+"""The error-translation boundary, case by case (pure logic: no server needed)."""
+
+from __future__ import annotations
+
+import httpx2
+import pydantic
+import pytest
+import trio
+from mcp.shared.exceptions import MCPError
+from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, INVALID_REQUEST, REQUEST_TIMEOUT
+
+import trio_mcp
+from trio_mcp._translate import (
+    first_leaf,
+    is_session_expired,
+    translate_call_error,
+    translate_connect_error,
+)
+
+
+def _validation_error() -> pydantic.ValidationError:
+    class M(pydantic.BaseModel):
+        x: int
+
+    try:
+        M.model_validate({"x": "no"})
+    except pydantic.ValidationError as error:
+        return error
+    raise AssertionError("unreachable")
+
+
+def test_first_leaf_skips_cancelled_and_nesting() -> None:
+    inner = ValueError("x")
+    group = BaseExceptionGroup("g", [trio.Cancelled._create(), ExceptionGroup("h", [inner])])  # type: ignore[attr-defined]
+    assert first_leaf(group) is inner
+
+
+@pytest.mark.parametrize(
+    ("exc", "fragment"),
+    [
+        (FileNotFoundError(2, "x"), "file not found"),
+        (PermissionError(13, "x"), "permission denied"),
+        (httpx2.ConnectError("refused"), "connection failed"),
+        (
+            httpx2.HTTPStatusError(
+                "x", request=httpx2.Request("GET", "http://h/"), response=httpx2.Response(503)
+            ),
+            "HTTP 503",
+        ),
+        (httpx2.ReadTimeout("slow"), "timed out"),
+        (httpx2.RemoteProtocolError("bad"), "RemoteProtocolError"),
+        (MCPError(CONNECTION_CLOSED, "closed"), "closed the connection"),
+        (MCPError(-32600, "no thanks"), "refused (JSON-RPC error -32600: no thanks)"),
+        (ConnectionResetError(104, "reset"), "ConnectionResetError"),
+        (trio.BrokenResourceError(), "transport closed"),
+        (RuntimeError("odd"), "RuntimeError during the handshake"),
+    ],
+)
+def test_connect_errors(exc: BaseException, fragment: str) -> None:
+    error = translate_connect_error(ExceptionGroup("g", [exc]) if isinstance(exc, Exception) else exc, "s")
+    assert isinstance(error, trio_mcp.ServerUnavailableError)
+    assert fragment in str(error) and error.server == "s" and error.__cause__ is exc
+
+
+def test_connect_error_of_our_own_passes_through() -> None:
+    own = trio_mcp.TemplateError("m", server="s", variable="v")
+    assert translate_connect_error(own, "s") is own
+
+
+@pytest.mark.parametrize(
+    ("exc", "closing", "kind"),
+    [
+        (MCPError(CONNECTION_CLOSED, "closed"), False, trio_mcp.ServerDisconnectedError),
+        (MCPError(CONNECTION_CLOSED, "closed"), True, trio_mcp.PoolClosedError),
+        (MCPError(REQUEST_TIMEOUT, "late"), False, trio_mcp.ToolCallTimeout),
+        (MCPError(INVALID_PARAMS, "Unknown tool: t"), False, trio_mcp.UnknownToolError),
+        (MCPError(INVALID_PARAMS, "bad params"), False, trio_mcp.RequestFailedError),
+        (TimeoutError(), False, trio_mcp.ToolCallTimeout),
+        (_validation_error(), False, trio_mcp.RequestFailedError),
+        (trio.ClosedResourceError(), False, trio_mcp.ServerDisconnectedError),
+        (httpx2.ReadError("gone"), True, trio_mcp.PoolClosedError),
+        (KeyError("odd"), False, trio_mcp.MCPPoolError),
+    ],
+)
+def test_call_errors(exc: Exception, closing: bool, kind: type[trio_mcp.MCPPoolError]) -> None:
+    error = translate_call_error(
+        ExceptionGroup("g", [exc]), server="s", what="tools/call 't'", closing=closing, tool="t"
+    )
+    assert type(error) is kind
+    assert error.server == "s" and error.__cause__ is exc
+    if isinstance(error, trio_mcp.RequestFailedError):
+        assert isinstance(error.code, int)
+
+
+def test_session_expired_detection() -> None:
+    assert is_session_expired(MCPError(INVALID_REQUEST, "Session not found"))
+    assert is_session_expired(ExceptionGroup("g", [MCPError(INVALID_REQUEST, "Session terminated")]))
+    assert not is_session_expired(MCPError(INVALID_REQUEST, "Bad request"))
+    assert not is_session_expired(MCPError(INVALID_PARAMS, "Session not found"))
+    assert not is_session_expired(ValueError("Session not found"))
