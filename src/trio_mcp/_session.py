@@ -152,6 +152,8 @@ class LiveSession:
     async def call_tool(
         self, name: str, arguments: Mapping[str, Any] | None, *, validate: bool
     ) -> types.CallToolResult:
+        # One private copy: validated and sent as the same object the caller cannot mutate.
+        args = dict(arguments) if arguments is not None else None
         if validate:
             try:
                 tool = await self._lookup_tool(name)
@@ -164,9 +166,9 @@ class LiveSession:
                     )
             if tool is not None:
                 validator = self._validator(tool)
-                if validator is not None and not validator.is_valid(dict(arguments or {})):
-                    raise _arguments_error(self.server, name, validator, dict(arguments or {}))
-        return await self.client.call_tool(name, dict(arguments) if arguments is not None else None)
+                if validator is not None and not validator.is_valid(args or {}):
+                    raise _arguments_error(self.server, name, validator, args or {})
+        return await self.client.call_tool(name, args)
 
     # -- list_changed ---------------------------------------------------------------
 
