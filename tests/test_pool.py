@@ -442,3 +442,20 @@ async def test_close_kills_a_stubborn_process_tree() -> None:
     # SIGKILL has been sent to the whole group; give the kernel a moment to deliver it.
     _, alive = psutil.wait_procs(tree, timeout=5)
     assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+
+
+MINI_SERVER = str(Path(__file__).resolve().parent.parent / "benchmarks" / "mini_server.py")
+
+
+async def test_a_server_not_written_with_the_python_sdk() -> None:
+    """benchmarks/mini_server.py: hand-written JSON-RPC, legacy handshake only, no discover."""
+    async with trio_mcp.open_mcp_pool(
+        {"m": trio_mcp.StdioServer(sys.executable, ["-I", "-S", MINI_SERVER])}
+    ) as pool:
+        assert [tool.name for tool in await pool.list_tools("m")] == ["echo"]
+        assert result_text(await pool.tool_call("m", "echo", {"text": "interop"})) == "interop"
+        with pytest.raises(trio_mcp.InvalidArgumentsError):
+            await pool.tool_call("m", "echo", {})
+        with pytest.raises(trio_mcp.RequestFailedError) as info:
+            await pool.list_prompts("m")
+        assert info.value.code == -32601
