@@ -43,6 +43,14 @@ class Ledger:
         self.outcomes: dict[int, str] = {}
         self.duplicates = 0
         self.wrong = 0
+        self.unclassified: list[str] = []  # errors that reached the generic MCPPoolError branch
+
+    def record_error(self, call_id: int, error: trio_mcp.MCPPoolError) -> None:
+        if type(error) is trio_mcp.MCPPoolError:
+            cause = error.__cause__
+            with self.lock:
+                self.unclassified.append(f"{error} <- {type(cause).__name__}: {cause}"[:300])
+        self.record(call_id, type(error).__name__)
 
     def record(self, call_id: int, outcome: str) -> None:
         with self.lock:
@@ -99,7 +107,7 @@ def _thread_worker(
         try:
             result = portal.tool_call(server, tool, arguments, timeout=timeout)
         except trio_mcp.MCPPoolError as error:
-            ledger.record(call_id, type(error).__name__)
+            ledger.record_error(call_id, error)
         else:
             _outcome(ledger, call_id, tool, arguments, result)
 
@@ -141,7 +149,7 @@ async def _trio_side(
                     else:
                         result = await pool.tool_call(server, tool, arguments)
                 except trio_mcp.MCPPoolError as error:
-                    ledger.record(call_id, type(error).__name__)
+                    ledger.record_error(call_id, error)
                 else:
                     _outcome(ledger, call_id, tool, arguments, result)
 
@@ -235,6 +243,7 @@ def soak(
         "outcomes": dict(sorted(by_type.items())),
         "wrong_answers": ledger.wrong,
         "answered_twice": ledger.duplicates,
+        "unclassified_errors": ledger.unclassified[:10],
         "lost": lost,
         "leaks": leaks,
         "rss_growth_mib": round((rss_after - rss_before) / 2**20, 1),

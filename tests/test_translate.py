@@ -98,3 +98,11 @@ def test_session_expired_detection() -> None:
     assert not is_session_expired(MCPError(INVALID_REQUEST, "Bad request"))
     assert not is_session_expired(MCPError(INVALID_PARAMS, "Session not found"))
     assert not is_session_expired(ValueError("Session not found"))
+
+
+def test_any_failure_on_a_lost_session_is_the_loss() -> None:
+    closed_client = RuntimeError("Client must be used within an async context manager")
+    error = translate_call_error(closed_client, server="s", what="tools/call 't'", closing=False, lost=True)
+    assert type(error) is trio_mcp.ServerDisconnectedError and error.__cause__ is closed_client
+    error = translate_call_error(closed_client, server="s", what="tools/call 't'", closing=True, lost=True)
+    assert type(error) is trio_mcp.PoolClosedError

@@ -189,7 +189,14 @@ class MCPPool:
                                 live.lost.set()
                                 continue
                             error = translate_call_error(
-                                exc, server=server, what=what, closing=self.closed, tool=tool
+                                exc,
+                                server=server,
+                                what=what,
+                                closing=self.closed,
+                                tool=tool,
+                                # Whatever failed on a session already lost (the SDK raises
+                                # RuntimeError on a client closed under us) is a lost session.
+                                lost=live.lost.is_set(),
                             )
                             if isinstance(error, ServerDisconnectedError):
                                 live.lost.set()

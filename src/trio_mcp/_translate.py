@@ -94,14 +94,26 @@ def translate_connect_error(exc: BaseException, server: str) -> MCPPoolError:
 
 
 def translate_call_error(
-    exc: BaseException, *, server: str, what: str, closing: bool, tool: str | None = None
+    exc: BaseException,
+    *,
+    server: str,
+    what: str,
+    closing: bool,
+    tool: str | None = None,
+    lost: bool = False,
 ) -> MCPPoolError:
-    """The trio-mcp error for a request (``what``) that failed on an open session."""
+    """The trio-mcp error for a request (``what``) that failed on an open session.
+
+    ``lost`` says the session was already known to be gone: then any failure is the
+    loss (or the pool closing), whatever the SDK happened to raise.
+    """
     leaf = first_leaf(exc)
     error: MCPPoolError
     if isinstance(leaf, MCPPoolError):
         return leaf
-    if isinstance(leaf, MCPError):
+    if lost and not (isinstance(leaf, MCPError) and leaf.code == REQUEST_TIMEOUT):
+        error = _lost(server, what, closing)
+    elif isinstance(leaf, MCPError):
         code = leaf.code
         if code == CONNECTION_CLOSED or isinstance(leaf.__cause__, _STREAM_ERRORS):
             error = _lost(server, what, closing)
