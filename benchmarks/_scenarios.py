@@ -51,7 +51,7 @@ def _on_threads(system: str, targets: Targets, body: Callable[[Any], Any]) -> An
 
 
 def _latency_samples(system: str, target: Target, calls: int) -> list[float]:
-    warmup = max(20, calls // 10)
+    warmup = max(50, calls // 5)  # a fresh server process answers its first calls slower
     samples: list[float] = []
 
     async def on_trio(handle: Any) -> None:
