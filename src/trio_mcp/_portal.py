@@ -32,7 +32,7 @@ from ._config import ServerConfig
 from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
 from ._pool import MCPPool, ToolCall, open_mcp_pool
 from ._server import ServerStatistics
-from ._toolset import Message, ToolConfig, Toolset, final_message
+from ._toolset import Message, ToolConfig, Toolset, final_message, next_loop_step
 
 __all__ = ["BlockingToolset", "Portal", "close_portals", "shutdown_all", "start_portal"]
 
@@ -375,22 +375,23 @@ class BlockingToolset:
         """The blocking form of :func:`run_tool_loop`: ``call_model`` runs in your thread."""
         conversation = list(messages)
         tools = self.tool_schemas()
-        turns = 0
+        turns, refused = 0, False
         while True:
             response = call_model(conversation, tools)
-            if not self.has_tool_calls(response):
+            step = next_loop_step(
+                self.config.max_tool_call_turns, turns, refused, self.has_tool_calls(response)
+            )
+            if step == "answer":
                 conversation.append(final_message(response))
                 return conversation
-            if turns >= self.config.max_tool_call_turns:
-                conversation.extend(self.refuse_completion_response(response))
-                last = call_model(conversation, tools)
-                if self.has_tool_calls(last):
-                    conversation.extend(self.refuse_completion_response(last))
-                else:
-                    conversation.append(final_message(last))
+            if step == "run":
+                conversation.extend(self.process_completion_response(response))
+                turns += 1
+                continue
+            conversation.extend(self.refuse_completion_response(response))
+            if step == "stop":
                 return conversation
-            conversation.extend(self.process_completion_response(response))
-            turns += 1
+            refused = True
 
 
 def start_portal(

@@ -226,7 +226,7 @@ class ServerSlot:
                 attempt = self._attempt
                 if attempt is None:
                     continue
-                self._set_state(ServerState.CONNECTING)
+                self.state = ServerState.CONNECTING
                 finished = trio.Event()
                 try:
                     live = await self._connect(finished)
@@ -243,21 +243,21 @@ class ServerSlot:
                     )
                 else:
                     logger.info("server %r: connected (protocol %s)", self.name, live.client.protocol_version)
-                if self.state is ServerState.CONNECTING and self.consecutive_failures >= self._threshold:
+                if self.consecutive_failures >= self._threshold:
                     logger.warning("server %r: circuit closed", self.name)
                 self.consecutive_failures = 0
                 self._last_error = None
                 self._retry_at = -math.inf
                 self.live = attempt.live = live
                 self._attempt = None
-                self._set_state(ServerState.READY)
+                self.state = ServerState.READY
                 attempt.done.set()
                 await finished.wait()
                 if not self.closing:
-                    self._set_state(ServerState.IDLE)
+                    self.state = ServerState.IDLE
         finally:
             self.closing = True
-            self._set_state(ServerState.CLOSED)
+            self.state = ServerState.CLOSED
             attempt = self._attempt
             if attempt is not None and not attempt.done.is_set():
                 attempt.error = PoolClosedError(
@@ -268,9 +268,6 @@ class ServerSlot:
     @property
     def _threshold(self) -> int:
         return self.config.reconnect.failure_threshold
-
-    def _set_state(self, state: ServerState) -> None:
-        self.state = state
 
     def _after_failure(self, error: MCPPoolError) -> None:
         """Schedule the next attempt: a backoff, or an open circuit."""
@@ -286,12 +283,12 @@ class ServerSlot:
                     self.consecutive_failures,
                     delay,
                 )
-            self._set_state(ServerState.CIRCUIT_OPEN)
+            self.state = ServerState.CIRCUIT_OPEN
         else:
             base = policy.initial_backoff * policy.multiplier ** (self.consecutive_failures - 1)
             delay = min(policy.max_backoff, base) * (1 + policy.jitter * (2 * random.random() - 1))
             logger.info("server %r: connection failed (%s); next attempt in %.2fs", self.name, error, delay)
-            self._set_state(ServerState.BACKING_OFF)
+            self.state = ServerState.BACKING_OFF
         self._retry_at = trio.current_time() + delay
 
     async def _connect(self, finished: trio.Event) -> LiveSession:

@@ -257,6 +257,20 @@ def final_message(response: Any) -> Message:
     return message
 
 
+def next_loop_step(max_turns: int, turns: int, refused: bool, has_tool_calls: bool) -> str:
+    """What the tool loop does with the model's latest response (shared by both forms).
+
+    ``"answer"``: no tool calls, the conversation is done; ``"run"``: execute the calls;
+    ``"refuse"``: the budget is spent, refuse and give the model one last turn;
+    ``"stop"``: it called tools on its last turn too, refuse and stop.
+    """
+    if not has_tool_calls:
+        return "answer"
+    if refused:
+        return "stop"
+    return "refuse" if turns >= max_turns else "run"
+
+
 async def run_tool_loop(
     toolset: Toolset,
     call_model: Callable[[list[Message], list[dict[str, Any]]], Awaitable[Any]],
@@ -270,19 +284,18 @@ async def run_tool_loop(
     """
     conversation = list(messages)
     tools = await toolset.tool_schemas()
-    turns = 0
+    turns, refused = 0, False
     while True:
         response = await call_model(conversation, tools)
-        if not toolset.has_tool_calls(response):
+        step = next_loop_step(toolset.max_tool_call_turns, turns, refused, toolset.has_tool_calls(response))
+        if step == "answer":
             conversation.append(final_message(response))
             return conversation
-        if turns >= toolset.max_tool_call_turns:
-            conversation.extend(toolset.refuse_completion_response(response))
-            last = await call_model(conversation, tools)
-            if toolset.has_tool_calls(last):
-                conversation.extend(toolset.refuse_completion_response(last))
-            else:
-                conversation.append(final_message(last))
+        if step == "run":
+            conversation.extend(await toolset.process_completion_response(response))
+            turns += 1
+            continue
+        conversation.extend(toolset.refuse_completion_response(response))
+        if step == "stop":
             return conversation
-        conversation.extend(await toolset.process_completion_response(response))
-        turns += 1
+        refused = True

@@ -17,7 +17,6 @@ from types import TracebackType
 from typing import Any
 
 import anyio
-import httpx2
 from mcp.client._transport import ReadStream, Transport, TransportStreams, WriteStream
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -136,13 +135,3 @@ async def open_transport(
     """Open the transport ``config`` describes; ``on_end`` fires when it stops delivering."""
     async with _build(name, config, headers) as (read_stream, write_stream):
         yield _WatchedReadStream(read_stream, on_end), write_stream
-
-
-# Errors that mean "could not reach / could not talk to" at connect time.
-CONNECT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    httpx2.HTTPError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-)
