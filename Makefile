@@ -6,7 +6,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: test lint bench demo docs clean
+.PHONY: test lint bench demo docs clean peers
+
+# MCP peers from other SDKs (the TypeScript reference server, the conformance
+# suite, and node 22 to run them), pinned by tests/peers/package-lock.json.
+PEERS := tests/peers
+PEERS_STAMP := $(PEERS)/node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +19,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
+$(PEERS_STAMP): $(PEERS)/package.json $(PEERS)/package-lock.json
+	npm ci --prefix $(PEERS) --no-audit --no-fund --loglevel=error
+	touch $(PEERS_STAMP)
+
+peers: $(PEERS_STAMP)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
 	$(VENV)/bin/flake8 src
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) $(PEERS_STAMP) lint
 	$(VENV)/bin/pytest --cov --cov-report=term --cov-fail-under=85 $(ARGS)
 
 BENCH_STAMP := $(VENV)/.installed-bench
@@ -44,4 +55,4 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage site
+	rm -rf $(VENV) $(PEERS)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage site
