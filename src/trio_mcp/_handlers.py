@@ -24,7 +24,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeAlias, TypeVar, get_args
+from typing import Any, TypeAlias, TypeVar, cast, get_args
 
 import attrs
 import mcp.types as types
@@ -276,7 +276,7 @@ class _BadAnswer(Exception):
 
 def _checked(value: object, models: tuple[type[T], ...], expected: str) -> T | types.ErrorData:
     if isinstance(value, (types.ErrorData, *models)):
-        return value
+        return cast("T | types.ErrorData", value)
     if isinstance(value, Mapping):
         for model in models:
             try:
