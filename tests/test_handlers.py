@@ -179,8 +179,12 @@ async def test_roots_from_functions_and_ready_answers(mode: str) -> None:
         assert server == "s"
         return list(current)
 
+    def sample(server: str, params: types.CreateMessageRequestParams) -> dict[str, Any]:
+        # A plain mapping of the result's shape is accepted too.
+        return {"role": "assistant", "content": {"type": "text", "text": "from a dict"}, "model": "m"}
+
     handlers = trio_mcp.Handlers(
-        roots=roots, elicitation=lambda server, params: trio_mcp.accept_with_defaults(params)
+        roots=roots, elicitation=lambda server, params: trio_mcp.accept_with_defaults(params), sampling=sample
     )
     async with trio_mcp.open_mcp_pool({"s": stdio_server(mode=mode)}, handlers=handlers) as pool:
         assert roots_of(await pool.tool_call("s", "client_roots")) == ["file:///one"]
@@ -191,9 +195,31 @@ async def test_roots_from_functions_and_ready_answers(mode: str) -> None:
         ]
         answer = await pool.tool_call("s", "ask", {"question": "defaults?"})
         assert json.loads(result_text(answer)) == {"name": "anonymous", "count": 3}
+        assert result_text(await pool.tool_call("s", "sample_it", {"prompt": "x"})) == "from a dict"
         # A plain roots function runs in a worker thread.
         await pool.set_roots(lambda server: ["file:///three"], server="s")
         assert roots_of(await pool.tool_call("s", "client_roots")) == ["file:///three"]
+
+
+async def test_log_level_and_roots_changes_reach_2025_servers(mode: str) -> None:
+    async def notes(pool: trio_mcp.MCPPool) -> list[str]:
+        result = await pool.tool_call("s", "client_notes")
+        assert result.structured_content is not None
+        return list(result.structured_content["result"])
+
+    handlers = trio_mcp.Handlers(roots=["file:///a"], log_level="warning")
+    async with trio_mcp.open_mcp_pool({"s": stdio_server(mode=mode)}, handlers=handlers) as pool:
+        await pool.tool_call("s", "echo", {"text": "connect"})
+        await pool.set_roots(["file:///b"])
+        if mode == "auto":
+            # 2026-07-28 has neither: the level rides each request, roots are asked for.
+            assert await notes(pool) == []
+            return
+        for _ in range(200):  # the notification races the next call to the server
+            if "roots/list_changed" in await notes(pool):
+                break
+            await trio.sleep(0.05)
+        assert await notes(pool) == ["logging/setLevel warning", "roots/list_changed"]
 
 
 async def test_capabilities_only_for_handlers_given(mode: str) -> None:
@@ -346,6 +372,9 @@ async def test_server_logs_go_to_python_logging_or_the_handler(
         ("[test-logger] notice line", logging.INFO),
         ("[test-logger] warning line", logging.WARNING),
     ]
+    assert {(r.mcp_level, r.mcp_logger) for r in records} == {  # type: ignore[attr-defined]
+        (level, "test-logger") for level in levels
+    }
 
     got: list[tuple[str, str]] = []
     arrived = trio.Event()

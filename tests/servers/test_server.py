@@ -21,7 +21,9 @@ Tools:
 - with ``TEST_SERVER_EXTRA_TOOLS=N`` in its environment it offers N more tools;
 - ``sample_it(prompt)``, ``ask(question)`` and ``client_roots()`` ask the client for an
   LLM completion, a form answer and its roots (in either protocol era);
-  ``progress_steps(steps, pause)`` reports progress; ``log_lines(levels)`` logs.
+  ``progress_steps(steps, pause)`` reports progress; ``log_lines(levels)`` logs;
+  ``client_notes()`` lists the ``logging/setLevel`` requests and
+  ``roots/list_changed`` notifications it received.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import Elicit, ListRoots, Resolve, Sample
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
-from mcp.types import CreateMessageResult, ListRootsResult, SamplingMessage, TextContent
+from mcp.types import (
+    CreateMessageResult,
+    EmptyResult,
+    ListRootsResult,
+    NotificationParams,
+    SamplingMessage,
+    SetLevelRequestParams,
+    TextContent,
+)
 from pydantic import BaseModel
 
 _list_count = 0
@@ -276,6 +286,30 @@ async def log_lines(levels: list[str], ctx: Context) -> str:
         for level in levels:
             await ctx.log(level, f"{level} line", logger_name="test-logger")  # type: ignore[arg-type]
     return "logged"
+
+
+_client_notes: list[str] = []
+
+
+async def _on_set_level(_ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+    _client_notes.append(f"logging/setLevel {params.level}")
+    return EmptyResult()
+
+
+async def _on_roots_changed(_ctx: Any, _params: NotificationParams) -> None:
+    _client_notes.append("roots/list_changed")
+
+
+server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _on_set_level)
+server._lowlevel_server.add_notification_handler(
+    "notifications/roots/list_changed", NotificationParams, _on_roots_changed
+)
+
+
+@server.tool()
+def client_notes() -> list[str]:
+    """The logging/setLevel requests and roots/list_changed notifications this process got."""
+    return list(_client_notes)
 
 
 def _serve_http() -> None:
