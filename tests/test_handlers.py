@@ -368,6 +368,27 @@ async def test_progress_in_both_eras(mode: str) -> None:
         assert awaited == [1, 2, 3]
 
 
+async def test_every_progress_update_is_delivered_before_the_answer(mode: str) -> None:
+    """The last update races the answer (the SDK delivers each in a task of its own)."""
+    plain: list[float] = []
+    awaited: list[float] = []
+
+    async def slow_record(progress: float, total: float | None, message: str | None) -> None:
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()
+        awaited.append(progress)
+
+    async with trio_mcp.open_mcp_pool({"s": stdio_server(mode=mode)}) as pool:
+        for _ in range(15):
+            plain.clear()
+            awaited.clear()
+            await pool.tool_call(
+                "s", "progress_steps", {"steps": 2, "pause": 0}, progress=lambda p, t, m: plain.append(p)
+            )
+            await pool.tool_call("s", "progress_steps", {"steps": 2, "pause": 0}, progress=slow_record)
+            assert (plain, awaited) == ([1, 2], [1, 2])
+
+
 async def test_progress_delivery_order_and_failures(caplog: pytest.LogCaptureFixture) -> None:
     """The SDK runs each notification in its own task, which trio may reorder."""
     got: list[float] = []

@@ -331,6 +331,11 @@ class ProgressWatch:
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _last: float | None = None
     done: bool = False
+    #: Deliveries under way, and the event that says they are over (see :meth:`settle`).
+    _delivering: int = 0
+    _settled: trio.Event | None = None
+    #: Async progress functions are called one at a time, in order.
+    _turn: trio.Lock = attrs.field(factory=trio.Lock)
 
     def touch(self) -> None:
         if self.idle_timeout is None:
@@ -351,14 +356,33 @@ class ProgressWatch:
         if self._last is not None and progress < self._last:
             return
         self._last = progress
+        self._delivering += 1
         try:
-            result = function(progress, total, message)
-            if inspect.isawaitable(result):
-                await result
+            if is_async_function(function):
+                async with self._turn:
+                    await function(progress, total, message)  # type: ignore[misc]
+            else:
+                function(progress, total, message)
         except Exception as exc:
             logger.warning(
                 "server %r: the progress function raised %s (ignored)", self._owner.server, type(exc).__name__
             )
+        finally:
+            self._delivering -= 1
+            if not self._delivering and self._settled is not None:
+                self._settled.set()
+
+    async def settle(self) -> None:
+        """Wait until every progress update that arrived before the answer has been delivered.
+
+        The SDK hands each notification to a task of its own, started in arrival order
+        but possibly run after the call's answer wakes the caller: one checkpoint lets
+        those already started run, then this waits for deliveries under way.
+        """
+        await trio.lowlevel.checkpoint()
+        while self._delivering:
+            self._settled = trio.Event()
+            await self._settled.wait()
 
 
 @attrs.define(eq=False)

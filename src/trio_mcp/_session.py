@@ -215,8 +215,13 @@ class LiveSession:
         if progress is None and idle_timeout is None:
             return await self.client.call_tool(name, args)
         # Asking for progress also gives a long call a way to show it is alive.
-        with self.handlers.watch(progress, idle_timeout) as watch, watch.scope:
-            return await self.client.call_tool(name, args, progress_callback=watch.on_progress)
+        with self.handlers.watch(progress, idle_timeout) as watch:
+            with watch.scope:
+                result = await self.client.call_tool(name, args, progress_callback=watch.on_progress)
+            if not watch.scope.cancelled_caught:
+                # Progress reported before the answer reaches ``progress`` before the answer.
+                await watch.settle()
+                return result
         raise ToolCallTimeout(
             f"tools/call {name!r} on server {self.server!r} reported no progress for "
             f"{idle_timeout:g}s (idle_timeout)",
