@@ -21,6 +21,7 @@ from ._config import StreamableHttpServer as StreamableHttpServer
 from ._errors import AuthorizationError as AuthorizationError
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import ConfigError as ConfigError
+from ._errors import HandlerError as HandlerError
 from ._errors import InvalidArgumentsError as InvalidArgumentsError
 from ._errors import MCPPoolError as MCPPoolError
 from ._errors import PoolClosedError as PoolClosedError
@@ -32,6 +33,8 @@ from ._errors import TemplateError as TemplateError
 from ._errors import ToolCallTimeout as ToolCallTimeout
 from ._errors import UnknownServerError as UnknownServerError
 from ._errors import UnknownToolError as UnknownToolError
+from ._handlers import Handlers as Handlers
+from ._handlers import accept_with_defaults as accept_with_defaults
 from ._loader import load_servers as load_servers
 from ._openai import to_openai_tool as to_openai_tool
 from ._pool import MCPPool as MCPPool
@@ -56,6 +59,8 @@ __all__ = [
     "BlockingToolset",
     "CircuitOpenError",
     "ConfigError",
+    "HandlerError",
+    "Handlers",
     "InProcessServer",
     "InvalidArgumentsError",
     "Limits",
@@ -82,6 +87,7 @@ __all__ = [
     "UnknownServerError",
     "UnknownToolError",
     "__version__",
+    "accept_with_defaults",
     "close_portals",
     "load_servers",
     "open_mcp_pool",

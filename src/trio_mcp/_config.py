@@ -12,12 +12,15 @@ import re
 import string
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._handlers import Handlers
 
 __all__ = [
     "InProcessServer",
@@ -212,6 +215,13 @@ def _check_health_interval(_inst: object, attribute: attrs.Attribute[Any], value
         _positive(_inst, attribute, value)
 
 
+def _check_handlers(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    # Imported here: handlers sit in a layer above configuration values.
+    from ._handlers import check_handlers
+
+    check_handlers(value)
+
+
 def _options_last(_cls: type, fields: list[attrs.Attribute[Any]]) -> list[attrs.Attribute[Any]]:
     """Put the shared keyword-only options after a config's own fields (for reprs)."""
     options = [field for field in fields if field.name in _OPTION_NAMES]
@@ -237,6 +247,8 @@ class _ServerOptions:
     health_check_interval: float | None = attrs.field(
         default=None, kw_only=True, validator=_check_health_interval
     )
+    #: This server's client-side handlers; fields not None override the pool's.
+    handlers: Handlers | None = attrs.field(default=None, kw_only=True, validator=_check_handlers)
 
 
 _OPTION_NAMES = frozenset(field.name for field in attrs.fields(_ServerOptions))

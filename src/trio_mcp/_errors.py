@@ -18,6 +18,8 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
     ├── RequestFailedError                 the server answered with a JSON-RPC error
+    ├── HandlerError                       a client-side handler (sampling, elicitation,
+    │                                      roots) failed or refused the server's request
     └── PoolClosedError                    the pool (or portal) is closed or closing
 
 A tool that *runs* and fails is not an exception: MCP returns it as a
@@ -33,6 +35,7 @@ __all__ = [
     "AuthorizationError",
     "CircuitOpenError",
     "ConfigError",
+    "HandlerError",
     "InvalidArgumentsError",
     "MCPPoolError",
     "PoolClosedError",
@@ -132,6 +135,20 @@ class RequestFailedError(MCPPoolError):
     def __init__(self, message: str, *, server: str | None = None, code: int) -> None:
         super().__init__(message, server=server)
         self.code = code
+
+
+class HandlerError(MCPPoolError):
+    """A client-side handler failed (raised, timed out, answered the wrong type) or refused.
+
+    The server was answered with a JSON-RPC error naming the failure; this is what the
+    caller of the request that led to it sees when that request fails in turn. The
+    handler's own exception, if any, is chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, handler: str) -> None:
+        super().__init__(message, server=server)
+        #: Which handler: ``"sampling"``, ``"elicitation"`` or ``"roots"``.
+        self.handler = handler
 
 
 class PoolClosedError(MCPPoolError):

@@ -30,6 +30,15 @@ from ._errors import (
     ToolCallTimeout,
     UnknownServerError,
 )
+from ._handlers import (
+    Handlers,
+    ProgressFunction,
+    RootsFunction,
+    check_handlers,
+    check_progress_options,
+    to_roots,
+    watch_handlers,
+)
 from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession
 from ._toolset import ToolConfig, Toolset
@@ -182,12 +191,20 @@ class MCPPool:
                     live = slot.live
                     if live is None or live.lost.is_set():
                         live = await slot.session()
-                    with trio.move_on_after(slot.call_timeout), watch_http() as http:
+                    with (
+                        trio.move_on_after(slot.call_timeout),
+                        watch_http() as http,
+                        watch_handlers() as handler_failures,
+                    ):
                         try:
                             result = await operation(live)
                         except MCPPoolError:
                             raise
                         except Exception as exc:
+                            if handler_failures:
+                                # It failed because one of our own handlers did: say so.
+                                failure = handler_failures[0]
+                                raise failure from failure.__cause__
                             if first_try and http.session_rejected:
                                 # The server no longer knows this session (it restarted):
                                 # the request was not run, so a new session sends it again.
@@ -214,7 +231,7 @@ class MCPPool:
                             f"the pool closed while {what} on server {server!r} was in flight", server=server
                         )
                     raise ToolCallTimeout(
-                        f"{what} on server {server!r} did not finish within {slot.call_timeout:g}s",
+                        f"{what} on server {server!r} did not finish within {slot.call_timeout:g}s (call_timeout)",
                         server=server,
                     )
                 raise AssertionError("unreachable")  # pragma: no cover
@@ -237,7 +254,13 @@ class MCPPool:
         return await self._request(server, "tools/list", LiveSession.list_tools)
 
     async def tool_call(
-        self, server: str, name: str, arguments: Mapping[str, Any] | None = None
+        self,
+        server: str,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        progress: ProgressFunction | None = None,
+        idle_timeout: float | None = None,
     ) -> types.CallToolResult:
         """Call tool ``name`` on ``server``.
 
@@ -246,14 +269,24 @@ class MCPPool:
         input schema raise :class:`InvalidArgumentsError`, both before anything is sent.
         The server's ``call_timeout`` applies; your own cancel scopes apply too, and
         either way the server is told to cancel the request.
+
+        ``progress(progress, total, message)`` is called for each progress notification
+        the server sends for this call, in order (an async function is awaited; a plain
+        one is called in the trio thread, so keep it quick). ``idle_timeout`` (seconds)
+        ends the call with :class:`ToolCallTimeout` once the server has reported no
+        progress for that long — each notification restarts it, time spent in your own
+        handlers does not count, and ``call_timeout`` still bounds the whole call.
         """
         _check_arguments(arguments)
         if not isinstance(name, str) or not name:
             raise InvalidArgumentsError("the tool name must be a non-empty string", server=server)
+        check_progress_options(progress, idle_timeout)
         validate = self._validate_arguments
 
         def call(live: LiveSession) -> Awaitable[types.CallToolResult]:
-            return live.call_tool(name, arguments, validate=validate)
+            return live.call_tool(
+                name, arguments, validate=validate, progress=progress, idle_timeout=idle_timeout
+            )
 
         return await self._request(server, f"tools/call {name!r}", call, tool=name)
 
@@ -278,6 +311,27 @@ class MCPPool:
             for index, call in enumerate(batch):
                 nursery.start_soon(run, index, call)
         return [result for result in results if result is not None]
+
+    # -- client-side handlers ----------------------------------------------------------
+
+    async def set_roots(self, roots: Iterable[Any] | RootsFunction, *, server: str | None = None) -> None:
+        """Offer ``roots`` (``file://`` URIs, :class:`~mcp.types.Root` values, or a function
+        ``(server) -> list``) to ``server``, or to every server when ``server`` is None.
+
+        Live 2025-era sessions that declared roots are sent
+        ``notifications/roots/list_changed``; 2026-07-28 servers ask for the roots with
+        each request that needs them. A server whose session was opened without any
+        roots handler declared no roots capability: it sees roots from its next session
+        on (give ``roots=[]`` to declare the capability from the start).
+        """
+        checked = to_roots(roots)
+        slots = [self._slot(server)] if server is not None else [self._slot(name) for name in self._slots]
+        for slot in slots:
+            slot.handlers.set_roots(checked)
+        for slot in slots:
+            live = slot.live
+            if live is not None:
+                await live.roots_changed()
 
     # -- resources and prompts --------------------------------------------------------
 
@@ -333,6 +387,7 @@ def _build_slots(
     variables: Mapping[str, str],
     connect_timeout: float,
     call_timeout: float,
+    handlers: Handlers | None = None,
 ) -> dict[str, ServerSlot]:
     if not isinstance(servers, Mapping):
         raise ConfigError("servers must be a mapping of names to server configurations")
@@ -351,6 +406,7 @@ def _build_slots(
             variables,
             connect_timeout=config.connect_timeout or connect_timeout,
             call_timeout=config.call_timeout or call_timeout,
+            pool_handlers=handlers or Handlers(),
         )
     return slots
 
@@ -400,6 +456,7 @@ async def open_mcp_pool(
     call_timeout: float = 60.0,
     validate_arguments: bool = True,
     tool_configs: Iterable[ToolConfig] = (),
+    handlers: Handlers | None = None,
 ) -> AsyncIterator[MCPPool]:
     """Open a pool of MCP servers; close every session and child process on exit.
 
@@ -415,6 +472,8 @@ async def open_mcp_pool(
             list before sending (one cached ``tools/list`` per session).
         tool_configs: :class:`ToolConfig` values for :meth:`MCPPool.toolset`, checked
             against ``servers`` at once.
+        handlers: the client-side :class:`Handlers` (sampling, elicitation, roots,
+            logging) for every server; a server's own ``handlers`` override them.
 
     Nothing connects until first use. A user exception raised in the body comes out
     unchanged; no ExceptionGroup of the pool's own leaks out.
@@ -423,7 +482,8 @@ async def open_mcp_pool(
     call_timeout = _check_default_timeout("call_timeout", call_timeout)
     if not isinstance(validate_arguments, bool):
         raise ConfigError("validate_arguments must be a bool")
-    slots = _build_slots(servers, _check_variables(variables), connect_timeout, call_timeout)
+    check_handlers(handlers)
+    slots = _build_slots(servers, _check_variables(variables), connect_timeout, call_timeout, handlers)
     registered = _register_tool_configs(tool_configs, slots)
     body_error: BaseException | None = None
     pool: MCPPool | None = None
@@ -472,6 +532,7 @@ async def serve_mcp_pool(
     call_timeout: float = 60.0,
     validate_arguments: bool = True,
     tool_configs: Iterable[ToolConfig] = (),
+    handlers: Handlers | None = None,
     task_status: trio.TaskStatus[MCPPool] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run a pool in a nursery you own: ``pool = await nursery.start(serve_mcp_pool, servers)``.
@@ -485,6 +546,7 @@ async def serve_mcp_pool(
         call_timeout=call_timeout,
         validate_arguments=validate_arguments,
         tool_configs=tool_configs,
+        handlers=handlers,
     ) as pool:
         task_status.started(pool)
         await trio.sleep_forever()

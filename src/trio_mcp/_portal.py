@@ -16,8 +16,10 @@ ends for any reason the jobs still pending are failed with :class:`PoolClosedErr
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
+import queue
 import threading
 import time
 import weakref
@@ -30,6 +32,7 @@ import trio
 
 from ._config import ServerConfig
 from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
+from ._handlers import Handlers, ProgressFunction, RootsFunction, check_progress_options, is_async_function
 from ._pool import MCPPool, ToolCall, open_mcp_pool
 from ._server import ServerStatistics
 from ._toolset import Message, ToolConfig, Toolset, final_message, next_loop_step
@@ -43,6 +46,8 @@ T = TypeVar("T")
 _live_portals: weakref.WeakSet[Portal] = weakref.WeakSet()
 # How often a main-thread caller checks for KeyboardInterrupt while it waits.
 _SIGNAL_POLL_SECONDS = 0.05
+# Put on a call's progress queue when the call is over.
+_CALL_OVER = object()
 
 
 class _Job:
@@ -182,7 +187,14 @@ class Portal:
 
     # -- the calling side -----------------------------------------------------------
 
-    def _call(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], timeout: float | None) -> T:
+    def _call(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        args: tuple[Any, ...],
+        timeout: float | None,
+        *,
+        wait: Callable[[_Job], None] | None = None,
+    ) -> T:
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be a positive number of seconds or None")
         if self._pid != os.getpid():
@@ -207,7 +219,9 @@ class Portal:
         except trio.RunFinishedError:
             self._mark_dead("the portal is closed")
         try:
-            if threading.current_thread() is threading.main_thread():
+            if wait is not None:
+                wait(job)
+            elif threading.current_thread() is threading.main_thread():
                 # Wake now and then so a Ctrl-C is seen even when the signal landed
                 # on another thread; a released lock still returns at once.
                 while not job.done.acquire(timeout=_SIGNAL_POLL_SECONDS):
@@ -243,9 +257,56 @@ class Portal:
         arguments: Mapping[str, Any] | None = None,
         *,
         timeout: float | None = None,
+        progress: ProgressFunction | None = None,
+        idle_timeout: float | None = None,
     ) -> types.CallToolResult:
-        """Call tool ``name`` on ``server`` and block until the result arrives."""
-        return self._call(self._running_pool().tool_call, (server, name, arguments), timeout)
+        """Call tool ``name`` on ``server`` and block until the result arrives.
+
+        ``progress(progress, total, message)`` is called for each progress notification
+        of this call, in order: a plain function in *this* thread (the one waiting for
+        the call, so thread-bound UI code may use it), an async function in the portal's
+        trio thread. ``idle_timeout`` is the pool's (see :meth:`MCPPool.tool_call`).
+        """
+        check_progress_options(progress, idle_timeout)
+        pool = self._running_pool()
+        if progress is None or is_async_function(progress):
+            on_progress = progress
+            updates: queue.SimpleQueue[Any] | None = None
+        else:
+            updates = queue.SimpleQueue()
+            on_progress = _enqueue(updates)
+
+        async def tool_call(
+            server: str, name: str, arguments: Mapping[str, Any] | None
+        ) -> types.CallToolResult:
+            try:
+                return await pool.tool_call(
+                    server, name, arguments, progress=on_progress, idle_timeout=idle_timeout
+                )
+            finally:
+                if updates is not None:
+                    updates.put(_CALL_OVER)
+
+        wait = None
+        if updates is not None:
+            assert progress is not None
+            wait = functools.partial(_deliver_progress, updates, progress)
+        return self._call(tool_call, (server, name, arguments), timeout, wait=wait)
+
+    def set_roots(
+        self,
+        roots: Iterable[Any] | RootsFunction,
+        *,
+        server: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Change the roots offered to ``server`` (every server if None); see :meth:`MCPPool.set_roots`."""
+        pool = self._running_pool()
+
+        async def set_roots(server: str | None, roots: Iterable[Any] | RootsFunction) -> None:
+            await pool.set_roots(roots, server=server)
+
+        self._call(set_roots, (server, roots), timeout)
 
     def tool_calls(
         self, calls: Iterable[ToolCall | tuple[Any, ...]], *, timeout: float | None = None
@@ -394,6 +455,32 @@ class BlockingToolset:
             refused = True
 
 
+def _enqueue(updates: queue.SimpleQueue[Any]) -> ProgressFunction:
+    def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.put((progress, total, message))
+
+    return on_progress
+
+
+def _deliver_progress(updates: queue.SimpleQueue[Any], progress: Callable[..., Any], job: _Job) -> None:
+    """Wait for ``job`` in the caller's thread, calling ``progress`` for each update meanwhile."""
+    while True:
+        try:
+            update = updates.get(timeout=_SIGNAL_POLL_SECONDS)
+        except queue.Empty:
+            # Also wakes now and then for a Ctrl-C, and for a portal that died under us.
+            if job.done.acquire(blocking=False):
+                return
+            continue
+        if update is _CALL_OVER:
+            job.done.acquire()
+            return
+        try:
+            progress(*update)
+        except Exception as exc:
+            logger.warning("the progress function raised %s (ignored)", type(exc).__name__)
+
+
 def start_portal(
     servers: Mapping[str, ServerConfig],
     *,
@@ -402,6 +489,7 @@ def start_portal(
     call_timeout: float = 60.0,
     validate_arguments: bool = True,
     tool_configs: Iterable[ToolConfig] = (),
+    handlers: Handlers | None = None,
 ) -> Portal:
     """Start a portal thread running a pool of ``servers``; return once it is ready.
 
@@ -416,6 +504,7 @@ def start_portal(
         "call_timeout": call_timeout,
         "validate_arguments": validate_arguments,
         "tool_configs": tuple(tool_configs),
+        "handlers": handlers,
     }
     thread = threading.Thread(target=portal._thread_main, args=(kwargs,), name="trio-mcp-portal", daemon=True)
     portal._thread = thread

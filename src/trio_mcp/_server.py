@@ -38,6 +38,7 @@ from ._errors import (
     ServerOverloadedError,
     ServerUnavailableError,
 )
+from ._handlers import Handlers, ServerHandlers
 from ._headers import render_templates
 from ._session import LiveSession, open_live_session
 from ._translate import translate_connect_error
@@ -109,6 +110,9 @@ class ServerSlot:
     _variables: Mapping[str, str]
     connect_timeout: float
     call_timeout: float
+    #: The pool's handlers; this server's own (in its config) override them.
+    pool_handlers: Handlers = attrs.field(factory=Handlers, kw_only=True)
+    handlers: ServerHandlers = attrs.field(init=False)
     limiter: trio.CapacityLimiter = attrs.field(init=False)
     _nursery: trio.Nursery | None = None
     live: LiveSession | None = None
@@ -133,6 +137,8 @@ class ServerSlot:
     def __attrs_post_init__(self) -> None:
         self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
         self.limiter = trio.CapacityLimiter(self.config.limits.max_concurrent)
+        own = self.config.handlers or Handlers()
+        self.handlers = ServerHandlers(self.name, own.over(self.pool_handlers), self.call_timeout)
 
     # -- caller side --------------------------------------------------------------
 
@@ -326,7 +332,9 @@ class ServerSlot:
         """The owner task: enter the session, report ready, hold it, close it."""
         started = False
         try:
-            async with open_live_session(self.name, self.config, rendered, self.call_timeout) as live:
+            async with open_live_session(
+                self.name, self.config, rendered, self.call_timeout, self.handlers
+            ) as live:
                 task_status.started(live)
                 started = True
                 interval = self.config.health_check_interval

@@ -25,7 +25,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ._config import InProcessServer, ServerConfig
-from ._errors import InvalidArgumentsError, UnknownToolError
+from ._errors import InvalidArgumentsError, ToolCallTimeout, UnknownToolError
+from ._handlers import Handlers, ProgressFunction, ServerHandlers
 from ._shared import SharedOutcome
 from ._translate import translate_connect_error
 from ._transport import open_transport, watch_http
@@ -75,7 +76,10 @@ class LiveSession:
     client: Client
     _nursery: trio.Nursery
     _request_timeout: float
+    handlers: ServerHandlers
     lost: trio.Event = attrs.field(factory=trio.Event)
+    #: Whether this session declared the roots capability (so roots changes are announced).
+    roots_declared: bool = False
     #: The listing of the current generation, once fetched; None until then.
     _tools: _ToolIndex | None = None
     #: Bumped whenever the server says its tools changed: older walks are not cached.
@@ -183,7 +187,13 @@ class LiveSession:
         return validator
 
     async def call_tool(
-        self, name: str, arguments: Mapping[str, Any] | None, *, validate: bool
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None,
+        *,
+        validate: bool,
+        progress: ProgressFunction | None = None,
+        idle_timeout: float | None = None,
     ) -> types.CallToolResult:
         # One private copy: validated and sent as the same object the caller cannot mutate.
         args = dict(arguments) if arguments is not None else None
@@ -202,7 +212,37 @@ class LiveSession:
             validator = self._validator(index, tool)
             if validator is not None and not validator.is_valid(args or {}):
                 raise _arguments_error(self.server, name, validator, args or {})
-        return await self.client.call_tool(name, args)
+        if progress is None and idle_timeout is None:
+            return await self.client.call_tool(name, args)
+        # Asking for progress also gives a long call a way to show it is alive.
+        with self.handlers.watch(progress, idle_timeout) as watch:
+            with watch.scope:
+                result = await self.client.call_tool(name, args, progress_callback=watch.on_progress)
+            if not watch.scope.cancelled_caught:
+                # Progress reported before the answer reaches ``progress`` before the answer.
+                await watch.settle()
+                return result
+        raise ToolCallTimeout(
+            f"tools/call {name!r} on server {self.server!r} reported no progress for "
+            f"{idle_timeout:g}s (idle_timeout)",
+            server=self.server,
+        )
+
+    # -- roots ----------------------------------------------------------------------
+
+    async def roots_changed(self) -> None:
+        """Tell the server its roots changed, where the protocol has that notification.
+
+        Only 2025-era sessions that declared roots have it; 2026-07-28 servers ask for
+        the roots with each request that needs them, so they always get the current ones.
+        """
+        if not self.roots_declared or _modern(self.client) or self.lost.is_set():
+            return
+        try:
+            with trio.move_on_after(self._request_timeout):
+                await self.client.session.send_notification(types.RootsListChangedNotification())
+        except Exception:
+            logger.debug("server %r: could not send roots/list_changed", self.server, exc_info=True)
 
     # -- health ---------------------------------------------------------------------
 
@@ -270,14 +310,31 @@ def _modern(client: Client) -> bool:
     return client.protocol_version in MODERN_PROTOCOL_VERSIONS
 
 
+async def _set_log_level(client: Client, server: str, level: types.LoggingLevel) -> None:
+    """Ask a 2025-era server for log messages from ``level`` up (``logging/setLevel``)."""
+    try:
+        await client.session.send_request(
+            types.SetLevelRequest(params=types.SetLevelRequestParams(level=level)), types.EmptyResult
+        )
+    except Exception:
+        logger.debug("server %r: logging/setLevel failed", server, exc_info=True)
+
+
 @asynccontextmanager
 async def open_live_session(
-    name: str, config: ServerConfig, headers: dict[str, str], request_timeout: float
+    name: str,
+    config: ServerConfig,
+    headers: dict[str, str],
+    request_timeout: float,
+    handlers: ServerHandlers | None = None,
 ) -> AsyncIterator[LiveSession]:
     """Connect, negotiate, subscribe to tool changes; close everything on exit.
 
     Must be entered and exited by the same task.
     """
+    if handlers is None:
+        handlers = ServerHandlers(name, Handlers(), request_timeout)
+    options = handlers.client_options()
     lost = trio.Event()
     handler: list[LiveSession] = []
 
@@ -297,6 +354,7 @@ async def open_live_session(
         client_info=CLIENT_INFO,
         # The pool keeps its own coalesced tool cache, invalidated by list_changed.
         cache=None,
+        **options,
     )
     async with AsyncExitStack() as stack:
         with watch_http() as handshake:
@@ -307,9 +365,21 @@ async def open_live_session(
                 error = translate_connect_error(exc, name, handshake)
                 raise error from error.__cause__
         nursery = await stack.enter_async_context(trio.open_nursery())
-        live = LiveSession(name, client, nursery, request_timeout, lost=lost)
+        live = LiveSession(
+            name,
+            client,
+            nursery,
+            request_timeout,
+            handlers,
+            lost=lost,
+            roots_declared="list_roots_callback" in options,
+        )
         handler.append(live)
         capabilities = client.server_capabilities
+        level = handlers.handlers.log_level
+        if level is not None and not _modern(client) and capabilities.logging is not None:
+            with trio.move_on_after(request_timeout):
+                await _set_log_level(client, name, level)
         if _modern(client) and capabilities.tools is not None and capabilities.tools.list_changed:
             await nursery.start(live.listen_for_changes)
         try:

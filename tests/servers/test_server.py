@@ -18,7 +18,12 @@ Tools:
   that it ran under ``tag``);
 - ``pid()`` returns the server's process id;
 - ``close_stdout()`` closes stdout and keeps running; ``garbage()`` writes a non-JSON line;
-- with ``TEST_SERVER_EXTRA_TOOLS=N`` in its environment it offers N more tools.
+- with ``TEST_SERVER_EXTRA_TOOLS=N`` in its environment it offers N more tools;
+- ``sample_it(prompt)``, ``ask(question)`` and ``client_roots()`` ask the client for an
+  LLM completion, a form answer and its roots (in either protocol era);
+  ``progress_steps(steps, pause)`` reports progress; ``log_lines(levels)`` logs;
+  ``client_notes()`` lists the ``logging/setLevel`` requests and
+  ``roots/list_changed`` notifications it received.
 """
 
 from __future__ import annotations
@@ -26,11 +31,24 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import Any
+import warnings
+from typing import Annotated, Any
 
 import anyio
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.shared.exceptions import MCPError
+from mcp.server.mcpserver.resolve import Elicit, ListRoots, Resolve, Sample
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.types import (
+    CreateMessageResult,
+    EmptyResult,
+    ListRootsResult,
+    NotificationParams,
+    SamplingMessage,
+    SetLevelRequestParams,
+    TextContent,
+)
+from pydantic import BaseModel
 
 _list_count = 0
 _events: dict[str, list[str]] = {}
@@ -204,6 +222,94 @@ def greeting() -> str:
 def summarize(topic: str) -> str:
     """A one-message prompt."""
     return f"Please summarize {topic}."
+
+
+# -- tools that call back into the client (sampling, elicitation, roots, progress, logs) --
+# ``Resolve(...)`` makes the SDK use the negotiated era's mechanism: a server-to-client
+# request mid-call on 2025 sessions, an ``input_required`` result on 2026-07-28 ones.
+
+
+class _Answer(BaseModel):
+    name: str = "anonymous"
+    count: int = 3
+
+
+def _sampling_request(prompt: str) -> Sample:
+    return Sample(
+        [SamplingMessage(role="user", content=TextContent(type="text", text=prompt))], max_tokens=50
+    )
+
+
+def _question(question: str) -> Elicit[_Answer]:
+    return Elicit(question, _Answer)
+
+
+def _roots_request() -> ListRoots:
+    return ListRoots()
+
+
+@server.tool()
+async def sample_it(prompt: str, answer: Annotated[CreateMessageResult, Resolve(_sampling_request)]) -> str:
+    """Ask the client's LLM to complete ``prompt``; return the text it produced."""
+    content = answer.content
+    return content.text if isinstance(content, TextContent) else repr(content)
+
+
+@server.tool()
+async def ask(question: str, answer: Annotated[ElicitationResult[_Answer], Resolve(_question)]) -> str:
+    """Ask the user ``question`` (a name and a count); return their answer as JSON or the action."""
+    if isinstance(answer, AcceptedElicitation):
+        return answer.data.model_dump_json()
+    return answer.action
+
+
+@server.tool()
+async def client_roots(roots: Annotated[ListRootsResult, Resolve(_roots_request)]) -> list[str]:
+    """The URIs of the client's roots."""
+    return [str(root.uri) for root in roots.roots]
+
+
+@server.tool()
+async def progress_steps(steps: int, pause: float, ctx: Context) -> str:
+    """Report progress ``steps`` times, ``pause`` seconds apart; then answer."""
+    for step in range(1, steps + 1):
+        await anyio.sleep(pause)
+        await ctx.report_progress(step, steps, f"step {step}")
+    return f"{steps} steps"
+
+
+@server.tool()
+async def log_lines(levels: list[str], ctx: Context) -> str:
+    """Send one log message at each of ``levels`` (logger ``test-logger``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        for level in levels:
+            await ctx.log(level, f"{level} line", logger_name="test-logger")  # type: ignore[arg-type]
+    return "logged"
+
+
+_client_notes: list[str] = []
+
+
+async def _on_set_level(_ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+    _client_notes.append(f"logging/setLevel {params.level}")
+    return EmptyResult()
+
+
+async def _on_roots_changed(_ctx: Any, _params: NotificationParams) -> None:
+    _client_notes.append("roots/list_changed")
+
+
+server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _on_set_level)
+server._lowlevel_server.add_notification_handler(
+    "notifications/roots/list_changed", NotificationParams, _on_roots_changed
+)
+
+
+@server.tool()
+def client_notes() -> list[str]:
+    """The logging/setLevel requests and roots/list_changed notifications this process got."""
+    return list(_client_notes)
 
 
 def _serve_http() -> None:
