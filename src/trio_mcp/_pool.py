@@ -20,6 +20,7 @@ import attrs
 import mcp.types as types
 import trio
 
+from ._arguments import check_prompt_arguments, check_text, check_tool_arguments
 from ._config import SERVER_CONFIG_TYPES, ServerConfig
 from ._errors import (
     ConfigError,
@@ -46,13 +47,6 @@ def _check_default_timeout(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"{name} must be a positive number of seconds (or math.inf)")
     return float(value)
-
-
-def _check_arguments(arguments: Any) -> None:
-    if arguments is not None and not isinstance(arguments, Mapping):
-        raise InvalidArgumentsError(
-            f"tool arguments must be a mapping (a JSON object) or None, not {type(arguments).__name__}"
-        )
 
 
 @attrs.frozen
@@ -241,9 +235,10 @@ class MCPPool:
         The server's ``call_timeout`` applies; your own cancel scopes apply too, and
         either way the server is told to cancel the request.
         """
-        _check_arguments(arguments)
         if not isinstance(name, str) or not name:
             raise InvalidArgumentsError("the tool name must be a non-empty string", server=server)
+        check_text(server, "the tool name", name)
+        check_tool_arguments(server, name, arguments)
         validate = self._validate_arguments
 
         def call(live: LiveSession) -> Awaitable[types.CallToolResult]:
@@ -292,6 +287,7 @@ class MCPPool:
 
     async def read_resource(self, server: str, uri: str) -> types.ReadResourceResult:
         """Read the resource at ``uri`` from ``server``."""
+        check_text(server, "the resource URI", uri)
         return await self._request(
             server, "resources/read", lambda live: live.client.read_resource(uri, cache_mode="bypass")
         )
@@ -315,7 +311,8 @@ class MCPPool:
         self, server: str, name: str, arguments: Mapping[str, str] | None = None
     ) -> types.GetPromptResult:
         """Render prompt ``name`` from ``server`` with ``arguments``."""
-        _check_arguments(arguments)
+        check_text(server, "the prompt name", name)
+        check_prompt_arguments(server, name, arguments)
         args = dict(arguments) if arguments is not None else None
         return await self._request(
             server, f"prompts/get {name!r}", lambda live: live.client.get_prompt(name, args)
