@@ -217,7 +217,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     except MCPPoolError as error:
         print(f"trio-mcp: {error}", file=err)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BaseExceptionGroup) as error:
+        # Ctrl-C may land in one of our nurseries (the probes run in parallel): a group.
+        if isinstance(error, BaseExceptionGroup) and error.subgroup(KeyboardInterrupt) is None:
+            raise
         print("trio-mcp: interrupted", file=err)
         return EXIT_INTERRUPTED
 

@@ -9,7 +9,8 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── TemplateError (KeyError)           a ${name} in a header has no variable
     ├── UnknownServerError (LookupError)   no server by that name in this pool
     ├── UnknownToolError (LookupError)     the server has no tool by that name
-    ├── InvalidArgumentsError (ValueError) arguments do not fit the tool's schema
+    ├── InvalidArgumentsError (ValueError) arguments are not plain JSON or do not fit
+    │                                      the tool's schema; nothing was sent
     ├── ServerUnavailableError             could not connect: refused, DNS, missing
     │   │                                  command, handshake failure, connect timeout
     │   └── CircuitOpenError               failing fast after repeated failures
@@ -90,7 +91,9 @@ class UnknownToolError(MCPPoolError, LookupError):
 
 
 class InvalidArgumentsError(MCPPoolError, ValueError):
-    """The arguments do not match the tool's input schema; nothing was sent."""
+    """The arguments (or a name, URI or batch entry) cannot be sent as given, or do not
+    match the tool's input schema; nothing was sent. The message names the argument's
+    path, never its value."""
 
 
 class ServerUnavailableError(MCPPoolError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ import attrs
 import mcp.types as types
 import trio
 
+from ._arguments import check_prompt_arguments, check_text, check_tool_arguments
 from ._config import SERVER_CONFIG_TYPES, ServerConfig
 from ._errors import (
     ConfigError,
@@ -42,10 +44,10 @@ from ._handlers import (
 from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession
 from ._toolset import ToolConfig, Toolset
-from ._translate import translate_call_error
+from ._translate import first_leaf, translate_call_error
 from ._transport import watch_http
 
-__all__ = ["MCPPool", "ToolCall", "open_mcp_pool", "serve_mcp_pool"]
+__all__ = ["MCPPool", "ToolCall", "coerce_batch", "open_mcp_pool", "serve_mcp_pool"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -58,13 +60,6 @@ def _check_default_timeout(name: str, value: float) -> float:
     return float(value)
 
 
-def _check_arguments(arguments: Any) -> None:
-    if arguments is not None and not isinstance(arguments, Mapping):
-        raise InvalidArgumentsError(
-            f"tool arguments must be a mapping (a JSON object) or None, not {type(arguments).__name__}"
-        )
-
-
 @attrs.frozen
 class ToolCall:
     """One call in a :meth:`MCPPool.tool_calls` batch."""
@@ -75,9 +70,30 @@ class ToolCall:
 
     @classmethod
     def coerce(cls, value: ToolCall | tuple[Any, ...]) -> ToolCall:
+        """``value`` itself, or a ``(server, name[, arguments])`` tuple as a ToolCall."""
         if isinstance(value, ToolCall):
             return value
-        return cls(*value)
+        if isinstance(value, tuple | list) and 2 <= len(value) <= 3:
+            return cls(*value)
+        raise InvalidArgumentsError(
+            f"expected a ToolCall or a (server, name[, arguments]) tuple, not {type(value).__name__}"
+            + (f" of length {len(value)}" if isinstance(value, tuple | list) else "")
+        )
+
+
+def coerce_batch(calls: Iterable[ToolCall | tuple[Any, ...]]) -> list[ToolCall]:
+    """The entries of a :meth:`MCPPool.tool_calls` batch; nothing runs if one is malformed."""
+    if isinstance(calls, str | bytes | Mapping) or not isinstance(calls, Iterable):
+        raise InvalidArgumentsError(
+            f"a batch of tool calls must be an iterable of ToolCall or tuples, not {type(calls).__name__}"
+        )
+    batch: list[ToolCall] = []
+    for index, call in enumerate(calls):
+        try:
+            batch.append(ToolCall.coerce(call))
+        except InvalidArgumentsError as error:
+            raise InvalidArgumentsError(f"batch entry {index}: {error}") from None
+    return batch
 
 
 class _State(enum.Enum):
@@ -99,6 +115,7 @@ class MCPPool:
     _tool_configs: dict[str, ToolConfig] = attrs.field(factory=dict)
     _state: _State = _State.OPEN
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _closing: trio.Event = attrs.field(factory=trio.Event)
 
     def __repr__(self) -> str:
         return f"<MCPPool servers={list(self._slots)!r} state={self._state.value}>"
@@ -128,6 +145,7 @@ class MCPPool:
             for slot in self._slots.values():
                 slot.closing = True
             self._scope.cancel()
+            self._closing.set()
 
     async def _run(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Host every server's supervisor and sessions until :meth:`close`."""
@@ -140,6 +158,8 @@ class MCPPool:
 
     def toolset(self, config: ToolConfig | str) -> Toolset:
         """The LLM tool layer for one :class:`ToolConfig` (or the alias of a registered one)."""
+        if self._state is not _State.OPEN:
+            raise PoolClosedError("the pool is closed")
         if isinstance(config, str):
             try:
                 config = self._tool_configs[config]
@@ -238,6 +258,11 @@ class MCPPool:
         except MCPPoolError as error:
             slot.record(0.0, ok=False, timed_out=isinstance(error, ToolCallTimeout))
             raise
+        except trio.Cancelled as cancelled:
+            # The caller's own scope ended the request: its deadline is a timeout too.
+            deadline = cancelled.source == "deadline"
+            slot.record(0.0, ok=False, timed_out=deadline, cancelled=not deadline)
+            raise
 
     def statistics(self) -> dict[str, ServerStatistics]:
         """A frozen snapshot per server: state, in flight, waiting, counters, latency."""
@@ -277,9 +302,10 @@ class MCPPool:
         progress for that long — each notification restarts it, time spent in your own
         handlers does not count, and ``call_timeout`` still bounds the whole call.
         """
-        _check_arguments(arguments)
         if not isinstance(name, str) or not name:
             raise InvalidArgumentsError("the tool name must be a non-empty string", server=server)
+        check_text(server, "the tool name", name)
+        check_tool_arguments(server, name, arguments)
         check_progress_options(progress, idle_timeout)
         validate = self._validate_arguments
 
@@ -296,20 +322,35 @@ class MCPPool:
         """Run a batch of calls in parallel; results in input order.
 
         Each entry is the call's result or the :class:`MCPPoolError` it raised, so one
-        failure never hides the others' answers.
+        failure never hides the others' answers. A malformed entry raises
+        :class:`InvalidArgumentsError` before any call starts.
         """
-        batch = [ToolCall.coerce(call) for call in calls]
+        return await self._run_batch(coerce_batch(calls), math.inf)
+
+    async def _run_batch(
+        self, batch: list[ToolCall], seconds: float
+    ) -> list[types.CallToolResult | MCPPoolError]:
+        """Run ``batch``; a call still running after ``seconds`` becomes a ToolCallTimeout."""
         results: list[types.CallToolResult | MCPPoolError | None] = [None] * len(batch)
+        deadline = trio.current_time() + seconds
 
         async def run(index: int, call: ToolCall) -> None:
-            try:
-                results[index] = await self.tool_call(call.server, call.name, call.arguments)
-            except MCPPoolError as error:
-                results[index] = error
+            # tool_call checkpoints, unless it fails before sending (then nothing waits).
+            with trio.move_on_at(deadline) as scope:  # noqa: ASYNC912
+                try:
+                    results[index] = await self.tool_call(call.server, call.name, call.arguments)
+                except MCPPoolError as error:
+                    results[index] = error
+            if scope.cancelled_caught:
+                results[index] = ToolCallTimeout(
+                    f"tools/call {call.name!r} on server {call.server!r} did not finish within {seconds:g}s",
+                    server=call.server if isinstance(call.server, str) else None,
+                )
 
         async with trio.open_nursery() as nursery:
             for index, call in enumerate(batch):
                 nursery.start_soon(run, index, call)
+        # Every run() set its entry (a result, an error or the timeout).
         return [result for result in results if result is not None]
 
     # -- client-side handlers ----------------------------------------------------------
@@ -352,6 +393,7 @@ class MCPPool:
 
     async def read_resource(self, server: str, uri: str) -> types.ReadResourceResult:
         """Read the resource at ``uri`` from ``server``."""
+        check_text(server, "the resource URI", uri)
         return await self._request(
             server, "resources/read", lambda live: live.client.read_resource(uri, cache_mode="bypass")
         )
@@ -375,7 +417,8 @@ class MCPPool:
         self, server: str, name: str, arguments: Mapping[str, str] | None = None
     ) -> types.GetPromptResult:
         """Render prompt ``name`` from ``server`` with ``arguments``."""
-        _check_arguments(arguments)
+        check_text(server, "the prompt name", name)
+        check_prompt_arguments(server, name, arguments)
         args = dict(arguments) if arguments is not None else None
         return await self._request(
             server, f"prompts/get {name!r}", lambda live: live.client.get_prompt(name, args)
@@ -499,29 +542,33 @@ async def open_mcp_pool(
             finally:
                 pool.close()
     except BaseExceptionGroup as group:
-        # Our own tasks never raise, so the group holds the body's exception (and
-        # Cancelled). Re-raise that one exception, as if there were no nursery.
-        leaves = _leaves(group)
-        if body_error is not None and all(
-            leaf is body_error or isinstance(leaf, trio.Cancelled) for leaf in leaves
-        ):
+        # Our own tasks never raise, so the group holds the body's exception (itself
+        # perhaps a group, from a user nursery) and Cancelled. Re-raise the body's
+        # exception as it went in, as if there were no nursery.
+        if body_error is not None:
+            # Compared leaf by leaf: trio's cancel scopes split groups on the way out,
+            # and split() copies every group it passes, so the body's group may be
+            # here only as a copy; its leaves are the very objects the body raised.
+            body_leaves = _leaf_ids(body_error)
+            _, internal = group.split(lambda exc: id(exc) in body_leaves or isinstance(exc, trio.Cancelled))
+            if internal is not None:
+                # Never hide the user's exception behind ours; but say that we failed too.
+                logger.error("internal error while closing the pool", exc_info=internal)
             raise body_error from body_error.__cause__
-        if all(isinstance(leaf, trio.Cancelled) for leaf in leaves):
-            raise leaves[0] from None
+        # Interrupted or cancelled while opening or closing: one of those, as itself.
+        interrupted, internal = group.split((KeyboardInterrupt, trio.Cancelled))
+        if internal is None and interrupted is not None:
+            raise first_leaf(interrupted) from None  # a KeyboardInterrupt before any Cancelled
         raise MCPPoolError("internal error while closing the pool") from group
     finally:
         if pool is not None:
             pool._state = _State.CLOSED
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
-        else:
-            leaves.append(exc)
-    return leaves
+def _leaf_ids(exc: BaseException) -> set[int]:
+    if isinstance(exc, BaseExceptionGroup):
+        return set().union(*(_leaf_ids(inner) for inner in exc.exceptions))
+    return {id(exc)}
 
 
 async def serve_mcp_pool(
@@ -549,4 +596,4 @@ async def serve_mcp_pool(
         handlers=handlers,
     ) as pool:
         task_status.started(pool)
-        await trio.sleep_forever()
+        await pool._closing.wait()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
 import os
 import queue
 import threading
@@ -33,7 +34,7 @@ import trio
 from ._config import ServerConfig
 from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
 from ._handlers import Handlers, ProgressFunction, RootsFunction, check_progress_options, is_async_function
-from ._pool import MCPPool, ToolCall, open_mcp_pool
+from ._pool import MCPPool, ToolCall, coerce_batch, open_mcp_pool
 from ._server import ServerStatistics
 from ._toolset import Message, ToolConfig, Toolset, final_message, next_loop_step
 
@@ -92,6 +93,10 @@ class Portal:
         self._dead: str | None = None  # why no call can be served any more
         self._pid = os.getpid()
         self._ready = threading.Event()
+        # Set as the portal thread's last act. Closing waits on this rather than on
+        # Thread.join: on Python 3.11 a Ctrl-C during join() marks a thread that is
+        # still running as stopped (bpo-45274), after which join() returns at once.
+        self._finished = threading.Event()
         self._startup_error: BaseException | None = None
         self._servers: tuple[str, ...] = ()
 
@@ -112,17 +117,22 @@ class Portal:
 
     async def _main(self, pool_kwargs: dict[str, Any]) -> None:
         try:
-            async with open_mcp_pool(**pool_kwargs) as pool, trio.open_nursery() as jobs:
-                self._pool, self._jobs = pool, jobs
-                self._servers = pool.servers
-                self._stop = trio.Event()
-                self._token = trio.lowlevel.current_trio_token()
-                self._ready.set()
-                await self._stop.wait()
-                pool.close()
-                # Every request now fails fast with PoolClosedError; a job that does not
-                # finish within a few seconds anyway is cancelled.
-                jobs.cancel_scope.deadline = trio.current_time() + 5
+            async with open_mcp_pool(**pool_kwargs) as pool:
+                try:
+                    async with trio.open_nursery() as jobs:
+                        self._pool, self._jobs = pool, jobs
+                        self._servers = pool.servers
+                        self._stop = trio.Event()
+                        self._token = trio.lowlevel.current_trio_token()
+                        self._ready.set()
+                        await self._stop.wait()
+                        pool.close()
+                        # Every request now fails fast with PoolClosedError; a job that
+                        # does not finish within a few seconds anyway is cancelled.
+                        jobs.cancel_scope.deadline = trio.current_time() + 5
+                finally:
+                    # Closed to new jobs; the pool may take a while yet to close.
+                    self._jobs = None
         except Exception as exc:
             if not self._ready.is_set():
                 self._startup_error = exc
@@ -130,8 +140,25 @@ class Portal:
                 logger.exception("the portal's trio thread failed")
 
     def _spawn(self, job: _Job) -> None:
-        assert self._jobs is not None
-        self._jobs.start_soon(self._run_job, job)
+        """Run in the trio thread (a ``run_sync_soon`` callback): it must never raise,
+        or the whole trio run crashes; a job that cannot start fails itself."""
+        jobs = self._jobs
+        try:
+            if jobs is None:
+                raise RuntimeError("the jobs nursery is closed")
+            jobs.start_soon(self._run_job, job)
+        except RuntimeError:
+            self._finish(job, PoolClosedError("the portal closed before the call could start"))
+
+    def _finish(self, job: _Job, error: BaseException | None) -> None:
+        """Hand ``job``'s outcome to its caller (at most once)."""
+        with self._lock:
+            if job not in self._pending:
+                return  # already answered (by _mark_dead)
+            self._pending.discard(job)
+        if error is not None:
+            job.error = error
+        job.done.release()
 
     async def _run_job(self, job: _Job) -> None:
         try:
@@ -143,12 +170,7 @@ class Portal:
                     scope.deadline = trio.current_time() + job.timeout
                 job.result = await job.fn(*job.args)
             if scope.cancelled_caught:
-                server = job.args[0] if job.args and isinstance(job.args[0], str) else None
-                name = getattr(job.fn, "__name__", "the call")
-                job.error = ToolCallTimeout(
-                    f"{name} on server {server!r} did not finish within {job.timeout:g}s",
-                    server=server,
-                )
+                job.error = _cancelled_error(job)
         except MCPPoolError as pool_error:
             job.error = pool_error
         except Exception as exc:
@@ -159,9 +181,7 @@ class Portal:
             job.error = PoolClosedError("the portal closed while the call was in flight")
             raise
         finally:
-            with self._lock:
-                self._pending.discard(job)
-            job.done.release()
+            self._finish(job, None)
 
     def _thread_main(self, pool_kwargs: dict[str, Any]) -> None:
         try:
@@ -170,9 +190,12 @@ class Portal:
         except BaseException as exc:  # noqa: ASYNC103
             if self._startup_error is None and not self._ready.is_set():
                 self._startup_error = exc
+            else:
+                logger.error("the portal's trio thread crashed", exc_info=exc)
         finally:
             self._mark_dead("the portal is closed")
             self._ready.set()
+            self._finished.set()
 
     def _mark_dead(self, why: str) -> None:
         """No call can be served from now on: fail every call still waiting."""
@@ -180,10 +203,11 @@ class Portal:
             if self._dead is None:
                 self._dead = why
             stranded, self._pending = self._pending, set()
+        # Taking a job out of _pending (under the lock) is what entitles one to answer it.
         for job in stranded:
-            if job.error is None and job.done.locked():
+            if job.error is None:
                 job.error = PoolClosedError(f"{why}; the call was not answered")
-                job.done.release()
+            job.done.release()
 
     # -- the calling side -----------------------------------------------------------
 
@@ -195,8 +219,7 @@ class Portal:
         *,
         wait: Callable[[_Job], None] | None = None,
     ) -> T:
-        if timeout is not None and not timeout > 0:
-            raise ValueError("timeout must be a positive number of seconds or None")
+        _check_timeout(timeout)
         if self._pid != os.getpid():
             raise PoolClosedError(
                 "this portal was started in another process (before a fork); its thread "
@@ -241,9 +264,9 @@ class Portal:
         return result
 
     def _running_pool(self) -> MCPPool:
-        pool = self._pool
-        if pool is None:
-            raise PoolClosedError(self._dead or "the portal is not running")
+        pool, dead = self._pool, self._dead
+        if pool is None or dead is not None:
+            raise PoolClosedError(dead or "the portal is not running")
         return pool
 
     def list_tools(self, server: str, *, timeout: float | None = None) -> list[types.Tool]:
@@ -311,9 +334,17 @@ class Portal:
     def tool_calls(
         self, calls: Iterable[ToolCall | tuple[Any, ...]], *, timeout: float | None = None
     ) -> list[types.CallToolResult | MCPPoolError]:
-        """Run a batch in parallel; each entry a result or that call's error, in input order."""
-        batch = [ToolCall.coerce(call) for call in calls]
-        return self._call(self._running_pool().tool_calls, (batch,), timeout)
+        """Run a batch in parallel; each entry a result or that call's error, in input order.
+
+        With ``timeout``, a call still running when it passes is cancelled on its
+        server and its entry is a :class:`ToolCallTimeout` naming that server; the
+        calls that finished keep their results. A malformed entry raises
+        :class:`InvalidArgumentsError` before any call starts.
+        """
+        _check_timeout(timeout)
+        batch = coerce_batch(calls)
+        seconds = math.inf if timeout is None else timeout
+        return self._call(self._running_pool()._run_batch, (batch, seconds), None)
 
     def list_resources(self, server: str, *, timeout: float | None = None) -> list[types.Resource]:
         """Every resource ``server`` offers."""
@@ -371,7 +402,8 @@ class Portal:
         """Close the pool and end the thread; in-flight calls get :class:`PoolClosedError`.
 
         Returns once every session is closed and every stdio child is gone, or after
-        ``timeout`` seconds (then a warning is logged). Closing twice is fine.
+        ``timeout`` seconds (then a warning is logged, and :func:`shutdown_all` — run at
+        interpreter exit — waits for the rest). Closing twice is fine.
         """
         if self._pid != os.getpid():
             return  # a forked child has no thread to stop
@@ -380,9 +412,12 @@ class Portal:
             raise RuntimeError("a portal cannot be closed from its own trio thread")
         self._request_stop()
         if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
+            if not _wait(self._finished, timeout):
+                # Still closing: stay in _live_portals so that shutdown_all() (and so
+                # interpreter exit) waits for the sessions and children once more.
                 logger.warning("the portal thread did not stop within %.1fs", timeout)
+                return
+            thread.join()  # returns at once: the thread's last act was setting _finished
         _live_portals.discard(self)
 
     def __enter__(self) -> Portal:
@@ -395,6 +430,35 @@ class Portal:
         exc_tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _wait(event: threading.Event, timeout: float) -> bool:
+    """``event.wait(timeout)``; in the main thread it wakes now and then to see a Ctrl-C
+    whose signal landed on another thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return event.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while not event.wait(max(0.0, min(_SIGNAL_POLL_SECONDS, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not timeout > 0:
+        raise ValueError("timeout must be a positive number of seconds or None")
+
+
+def _cancelled_error(job: _Job) -> MCPPoolError:
+    """The error of a job whose scope was cancelled: interrupted, or out of time."""
+    if job.cancelled:
+        # Its caller was interrupted (Ctrl-C) and has gone; this is for the record.
+        return PoolClosedError("the call was abandoned: its caller was interrupted")
+    server = job.args[0] if job.args and isinstance(job.args[0], str) else None
+    name = getattr(job.fn, "__name__", "the call")
+    return ToolCallTimeout(
+        f"{name} on server {server!r} did not finish within {job.timeout:g}s", server=server
+    )
 
 
 class BlockingToolset:

@@ -72,7 +72,12 @@ class ServerStatistics:
     waiting: int
     completed: int
     failed: int
+    #: Requests whose deadline passed: the server's ``call_timeout``, or a deadline of
+    #: the caller's own (``trio.fail_after``, the portal's ``timeout=``).
     timed_out: int
+    #: Requests the caller abandoned without a deadline: an explicit ``cancel()``, a
+    #: failing sibling task, Ctrl-C.
+    cancelled: int
     connects: int
     reconnects: int
     consecutive_failures: int
@@ -85,6 +90,9 @@ class ServerStatistics:
 class _Attempt:
     """One connection attempt that every caller arriving meanwhile waits on."""
 
+    #: The headers (or a stdio server's environment) with the variables filled in:
+    #: secrets, so kept out of the repr.
+    rendered: dict[str, str] = attrs.field(repr=False)
     done: trio.Event = attrs.field(factory=trio.Event)
     live: LiveSession | None = None
     error: MCPPoolError | None = None
@@ -130,6 +138,7 @@ class ServerSlot:
     completed: int = 0
     failed: int = 0
     timed_out: int = 0
+    cancelled: int = 0
     _latencies: collections.deque[float] = attrs.field(
         factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW)
     )
@@ -163,8 +172,12 @@ class ServerSlot:
             raise PoolClosedError(f"the pool is closed; server {self.name!r} is not served", server=self.name)
         attempt = self._attempt
         if attempt is None:
+            # A missing variable is a configuration error, not a transient failure: it
+            # is raised to every caller, before the backoff or circuit is consulted, and
+            # never counts against them.
+            rendered = self._render()
             self._fail_fast_if_waiting()
-            attempt = self._attempt = _Attempt()
+            attempt = self._attempt = _Attempt(rendered)
             try:
                 self._wake_send.send_nowait(None)
             except trio.WouldBlock:
@@ -193,13 +206,15 @@ class ServerSlot:
         error.__cause__ = self._last_error.__cause__
         raise error
 
-    def record(self, seconds: float, *, ok: bool, timed_out: bool = False) -> None:
+    def record(self, seconds: float, *, ok: bool, timed_out: bool = False, cancelled: bool = False) -> None:
         """Count one finished request (called by the pool)."""
         if ok:
             self.completed += 1
             self._latencies.append(seconds)
         elif timed_out:
             self.timed_out += 1
+        elif cancelled:
+            self.cancelled += 1
         else:
             self.failed += 1
 
@@ -214,6 +229,7 @@ class ServerSlot:
             completed=self.completed,
             failed=self.failed,
             timed_out=self.timed_out,
+            cancelled=self.cancelled,
             connects=self.connects,
             reconnects=max(0, self.connects - 1),
             consecutive_failures=self.consecutive_failures,
@@ -235,7 +251,7 @@ class ServerSlot:
                 self.state = ServerState.CONNECTING
                 finished = trio.Event()
                 try:
-                    live = await self._connect(finished)
+                    live = await self._connect(attempt.rendered, finished)
                 except MCPPoolError as error:
                     self._attempt = None
                     attempt.error = error
@@ -297,17 +313,15 @@ class ServerSlot:
             self.state = ServerState.BACKING_OFF
         self._retry_at = trio.current_time() + delay
 
-    async def _connect(self, finished: trio.Event) -> LiveSession:
-        assert self._nursery is not None
+    def _render(self) -> dict[str, str]:
+        """The config's templates filled in; :class:`TemplateError` names a missing variable."""
         if isinstance(self.config, StdioServer):
             # For a stdio server the templates are its environment values.
-            rendered = render_templates(
-                self.name, "environment variable", self.config.env or {}, self._variables
-            )
-        else:
-            rendered = render_templates(
-                self.name, "header", getattr(self.config, "headers", {}), self._variables
-            )
+            return render_templates(self.name, "environment variable", self.config.env or {}, self._variables)
+        return render_templates(self.name, "header", getattr(self.config, "headers", {}), self._variables)
+
+    async def _connect(self, rendered: dict[str, str], finished: trio.Event) -> LiveSession:
+        assert self._nursery is not None
         try:
             with trio.fail_after(self.connect_timeout):
                 live: LiveSession = await self._nursery.start(self._hold, rendered, finished)
