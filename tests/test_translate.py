@@ -12,10 +12,10 @@ from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, INVALID_REQUEST, REQUES
 import trio_mcp
 from trio_mcp._translate import (
     first_leaf,
-    is_session_expired,
     translate_call_error,
     translate_connect_error,
 )
+from trio_mcp._transport import HttpOutcome
 
 
 def _validation_error() -> pydantic.ValidationError:
@@ -92,12 +92,52 @@ def test_call_errors(exc: Exception, closing: bool, kind: type[trio_mcp.MCPPoolE
         assert isinstance(error.code, int)
 
 
-def test_session_expired_detection() -> None:
-    assert is_session_expired(MCPError(INVALID_REQUEST, "Session not found"))
-    assert is_session_expired(ExceptionGroup("g", [MCPError(INVALID_REQUEST, "Session terminated")]))
-    assert not is_session_expired(MCPError(INVALID_REQUEST, "Bad request"))
-    assert not is_session_expired(MCPError(INVALID_PARAMS, "Session not found"))
-    assert not is_session_expired(ValueError("Session not found"))
+@pytest.mark.parametrize(
+    ("outcome", "kind", "words"),
+    [
+        (
+            HttpOutcome(status=401, challenge='Bearer scope="a b" token="t"'),
+            trio_mcp.AuthorizationError,
+            "HTTP 401",
+        ),
+        (HttpOutcome(status=403), trio_mcp.AuthorizationError, "HTTP 403 Forbidden"),
+        (HttpOutcome(status=500), trio_mcp.RequestFailedError, "HTTP 500 Internal Server Error"),
+        (HttpOutcome(status=404, session_rejected=True), trio_mcp.ServerDisconnectedError, "no longer knows"),
+        (
+            HttpOutcome(status=400, replied=True),
+            trio_mcp.RequestFailedError,
+            "-32600: Session not found (HTTP 400",
+        ),
+    ],
+)
+def test_http_status_is_reported_as_such(
+    outcome: HttpOutcome, kind: type[trio_mcp.MCPPoolError], words: str
+) -> None:
+    # The SDK's stand-in for any HTTP error (or a body it relayed) is not what we report.
+    exc = MCPError(INVALID_REQUEST, "Session not found")
+    error = translate_call_error(
+        exc, server="s", what="tools/call 't'", closing=False, tool="t", http=outcome
+    )
+    assert type(error) is kind and words in str(error) and "'s'" in str(error)
+    assert "token=" not in str(error) and '"t"' not in str(error)
+
+
+def test_words_in_an_error_message_never_mean_a_lost_session() -> None:
+    # A tool's JSON-RPC error that *says* "session not found" is just an error.
+    exc = MCPError(INVALID_REQUEST, "Session not found")
+    error = translate_call_error(exc, server="s", what="tools/call 't'", closing=False, http=HttpOutcome())
+    assert type(error) is trio_mcp.RequestFailedError and error.code == INVALID_REQUEST
+
+
+def test_handshake_status_and_version_mismatch_are_named() -> None:
+    stand_in = MCPError(-32603, "Server returned an error response")
+    error = translate_connect_error(stand_in, "s", HttpOutcome(status=401))
+    assert type(error) is trio_mcp.AuthorizationError and "requires authorization" in str(error)
+    error = translate_connect_error(stand_in, "s", HttpOutcome(status=502))
+    assert type(error) is trio_mcp.ServerUnavailableError and "HTTP 502 Bad Gateway" in str(error)
+    mismatch = RuntimeError("Unsupported protocol version from the server: 1999-01-01")
+    error = translate_connect_error(mismatch, "s")
+    assert "no protocol version this client supports" in str(error) and "1999-01-01" in str(error)
 
 
 def test_any_failure_on_a_lost_session_is_the_loss() -> None:

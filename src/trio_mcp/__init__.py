@@ -18,6 +18,7 @@ from ._config import ServerConfig as ServerConfig
 from ._config import SseServer as SseServer
 from ._config import StdioServer as StdioServer
 from ._config import StreamableHttpServer as StreamableHttpServer
+from ._errors import AuthorizationError as AuthorizationError
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import ConfigError as ConfigError
 from ._errors import InvalidArgumentsError as InvalidArgumentsError
@@ -51,6 +52,7 @@ from ._toolset import run_tool_loop as run_tool_loop
 from ._version import __version__ as __version__
 
 __all__ = [
+    "AuthorizationError",
     "BlockingToolset",
     "CircuitOpenError",
     "ConfigError",

@@ -13,6 +13,7 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── ServerUnavailableError             could not connect: refused, DNS, missing
     │   │                                  command, handshake failure, connect timeout
     │   └── CircuitOpenError               failing fast after repeated failures
+    ├── AuthorizationError                 the server wants (other) credentials: HTTP 401/403
     ├── ServerDisconnectedError            the session was lost mid-call
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
@@ -29,6 +30,7 @@ environment values or URL credentials.
 from __future__ import annotations
 
 __all__ = [
+    "AuthorizationError",
     "CircuitOpenError",
     "ConfigError",
     "InvalidArgumentsError",
@@ -94,6 +96,22 @@ class ServerUnavailableError(MCPPoolError):
 
 class CircuitOpenError(ServerUnavailableError):
     """The server failed repeatedly; calls fail fast until a probe succeeds."""
+
+
+class AuthorizationError(MCPPoolError):
+    """The server answered HTTP 401 (authorization required) or 403 (forbidden).
+
+    Not transient: the same credentials will be refused again, so no retry is made.
+    """
+
+    def __init__(
+        self, message: str, *, server: str | None = None, status: int, challenge: str | None = None
+    ) -> None:
+        super().__init__(message, server=server)
+        #: The HTTP status, 401 or 403.
+        self.status = status
+        #: The server's ``WWW-Authenticate`` challenge, if it sent one.
+        self.challenge = challenge
 
 
 class ServerDisconnectedError(MCPPoolError):

@@ -33,7 +33,8 @@ from ._errors import (
 from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession
 from ._toolset import ToolConfig, Toolset
-from ._translate import is_session_expired, translate_call_error
+from ._translate import translate_call_error
+from ._transport import watch_http
 
 __all__ = ["MCPPool", "ToolCall", "open_mcp_pool", "serve_mcp_pool"]
 
@@ -167,8 +168,10 @@ class MCPPool:
         """Run ``operation`` on ``server``'s session under its limits and call deadline.
 
         Errors are translated to the pool's hierarchy at this one place. A request that
-        the server rejected because its HTTP session expired (it restarted) was never
-        run, so it is sent once more on a fresh session, transparently.
+        the server turned away because it no longer knows the HTTP session (it
+        restarted) was never run, so it is sent once more on a fresh session,
+        transparently. That is decided from the HTTP exchange (see ``watch_http``),
+        never from the words of an error message.
         """
         slot = self._slot(server)
         slot.check_capacity()
@@ -179,13 +182,15 @@ class MCPPool:
                     live = slot.live
                     if live is None or live.lost.is_set():
                         live = await slot.session()
-                    with trio.move_on_after(slot.call_timeout):
+                    with trio.move_on_after(slot.call_timeout), watch_http() as http:
                         try:
                             result = await operation(live)
                         except MCPPoolError:
                             raise
                         except Exception as exc:
-                            if first_try and is_session_expired(exc):
+                            if first_try and http.session_rejected:
+                                # The server no longer knows this session (it restarted):
+                                # the request was not run, so a new session sends it again.
                                 live.lost.set()
                                 continue
                             error = translate_call_error(
@@ -197,8 +202,9 @@ class MCPPool:
                                 # Whatever failed on a session already lost (the SDK raises
                                 # RuntimeError on a client closed under us) is a lost session.
                                 lost=live.lost.is_set(),
+                                http=http,
                             )
-                            if isinstance(error, ServerDisconnectedError):
+                            if isinstance(error, ServerDisconnectedError) or http.session_rejected:
                                 live.lost.set()
                             raise error from error.__cause__
                         slot.record(time.perf_counter() - started, ok=True)

@@ -347,7 +347,7 @@ class ServerSlot:
             finished.set()
 
     async def _watch_health(self, live: LiveSession, interval: float) -> None:
-        """Ping the session whenever it has been idle for ``interval``; a failed ping loses it."""
+        """Probe the session whenever it has been idle for ``interval``; a failed probe loses it."""
         while not live.lost.is_set():
             with trio.move_on_after(interval):
                 await live.lost.wait()
@@ -357,7 +357,7 @@ class ServerSlot:
                 continue  # calls are flowing: they are the health check
             try:
                 with trio.fail_after(min(interval, self.call_timeout)):
-                    await live.client.send_ping()
+                    await live.probe()
             except Exception as exc:
                 logger.warning("server %r: health check failed (%s)", self.name, type(exc).__name__)
                 live.lost.set()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import attrs
@@ -26,7 +26,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ._config import InProcessServer, ServerConfig
 from ._errors import InvalidArgumentsError, UnknownToolError
-from ._transport import open_transport
+from ._shared import SharedOutcome
+from ._translate import translate_connect_error
+from ._transport import open_transport, watch_http
 from ._version import CLIENT_INFO
 
 __all__ = ["LiveSession", "open_live_session"]
@@ -35,16 +37,34 @@ logger = logging.getLogger("trio_mcp")
 
 # A server whose tools/list never ends cannot make us loop forever.
 _MAX_TOOL_PAGES = 1000
+# A listing fetched to re-check a miss is not re-checked again for this long.
+_RECHECK_AFTER = 1.0
 
 
 @attrs.define(eq=False)
-class _Fetch:
-    """One in-flight tools/list walk that any number of callers wait on."""
+class _ToolIndex:
+    """One complete ``tools/list`` answer, indexed by name, with its argument validators.
 
-    generation: int
-    done: trio.Event = attrs.field(factory=trio.Event)
-    tools: list[types.Tool] | None = None
-    error: BaseException | None = None
+    Everything derived from a listing lives here, so dropping the listing drops it all.
+    """
+
+    tools: tuple[types.Tool, ...]
+    fetched_at: float
+    #: True when this listing was fetched to re-check a miss in the one before it.
+    from_recheck: bool = False
+    by_name: dict[str, types.Tool] = attrs.field(init=False)
+    validators: dict[str, Validator | None] = attrs.field(init=False, factory=dict)
+    #: The one re-check a miss in this listing may trigger (shared by every missing caller).
+    recheck: SharedOutcome[_ToolIndex] | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self.by_name = {tool.name: tool for tool in self.tools}
+
+    def may_recheck(self, now: float) -> bool:
+        """Whether a miss here may ask the server again: once per listing, never in a burst."""
+        if self.recheck is not None:
+            return True  # join (or reuse) the one re-check already made
+        return not self.from_recheck or now - self.fetched_at >= _RECHECK_AFTER
 
 
 @attrs.define(eq=False)
@@ -56,11 +76,12 @@ class LiveSession:
     _nursery: trio.Nursery
     _request_timeout: float
     lost: trio.Event = attrs.field(factory=trio.Event)
-    _tools: list[types.Tool] | None = None
-    _by_name: dict[str, types.Tool] = attrs.field(factory=dict)
-    _validators: dict[str, Validator | None] = attrs.field(factory=dict)
+    #: The listing of the current generation, once fetched; None until then.
+    _tools: _ToolIndex | None = None
+    #: Bumped whenever the server says its tools changed: older walks are not cached.
     _generation: int = 0
-    _fetch: _Fetch | None = None
+    #: The walk in flight for the current generation, shared by every caller.
+    _fetch: SharedOutcome[_ToolIndex] | None = None
     #: Number of tools/list walks actually sent to the server (for statistics).
     list_requests: int = 0
 
@@ -73,20 +94,27 @@ class LiveSession:
         self._fetch = None
 
     async def list_tools(self) -> list[types.Tool]:
-        tools = self._tools
-        if tools is not None:
-            return list(tools)
+        index, _fresh = await self._tool_index()
+        return list(index.tools)
+
+    async def _tool_index(self) -> tuple[_ToolIndex, bool]:
+        """The current listing, and whether it was fetched for this very request.
+
+        A walk that a ``list_changed`` overtook still answers the callers who asked
+        before the change (it is a true answer to their request) but is not cached.
+        """
+        index = self._tools
+        if index is not None:
+            return index, False
         fetch = self._fetch
         if fetch is None:
-            fetch = self._fetch = _Fetch(self._generation)
-            self._nursery.start_soon(self._walk_tool_pages, fetch)
-        await fetch.done.wait()
-        if fetch.error is not None:
-            raise fetch.error
-        assert fetch.tools is not None
-        return list(fetch.tools)
+            fetch = self._fetch = SharedOutcome()
+            self._nursery.start_soon(self._walk_tool_pages, fetch, self._generation, False)
+        return await fetch.wait(), True
 
-    async def _walk_tool_pages(self, fetch: _Fetch) -> None:
+    async def _walk_tool_pages(
+        self, outcome: SharedOutcome[_ToolIndex], generation: int, from_recheck: bool
+    ) -> None:
         """Fetch every page of tools/list, in the session's nursery, for all waiters."""
         self.list_requests += 1
         try:
@@ -102,38 +130,43 @@ class LiveSession:
                         break
             if scope.cancelled_caught:
                 raise TimeoutError("tools/list timed out")
-            fetch.tools = tools
-            if fetch.generation == self._generation:
-                self._tools = tools
-                self._by_name = {tool.name: tool for tool in tools}
-                self._validators = {}
+            index = _ToolIndex(tuple(tools), trio.current_time(), from_recheck=from_recheck)
+            if generation == self._generation:
+                self._tools = index
+            outcome.set(index)
         except Exception as exc:
-            fetch.error = exc
+            outcome.fail(exc)
         except BaseException:
             # The session is closing under us; waiters hear it as a lost session.
-            fetch.error = trio.ClosedResourceError("the session closed during tools/list")
+            outcome.fail(trio.ClosedResourceError("the session closed during tools/list"))
             raise
         finally:
-            if self._fetch is fetch:
+            if self._fetch is outcome:
                 self._fetch = None
-            fetch.done.set()
 
     # -- tools/call ---------------------------------------------------------------
 
-    async def _lookup_tool(self, name: str) -> types.Tool | None:
-        """The tool called ``name``; a miss in a cached list is re-checked once, fresh."""
-        if self._tools is None:
-            await self.list_tools()
-        tool = self._by_name.get(name)
-        if tool is None and self._tools is not None:
-            self.invalidate_tools()
-            await self.list_tools()
-            tool = self._by_name.get(name)
-        return tool
+    async def _lookup_tool(self, name: str) -> tuple[types.Tool | None, _ToolIndex]:
+        """The tool called ``name`` in the listing this lookup used.
 
-    def _validator(self, tool: types.Tool) -> Validator | None:
+        A miss in a listing fetched for this very call is final. A miss in a cached
+        listing asks the server once more — at most once per listing, however many
+        callers miss at the same time, and without dropping the listing for others.
+        """
+        index, fresh = await self._tool_index()
+        tool = index.by_name.get(name)
+        if tool is not None or fresh or not index.may_recheck(trio.current_time()):
+            return tool, index
+        recheck = index.recheck
+        if recheck is None or recheck.error is not None:
+            recheck = index.recheck = SharedOutcome()
+            self._nursery.start_soon(self._walk_tool_pages, recheck, self._generation, True)
+        index = await recheck.wait()
+        return index.by_name.get(name), index
+
+    def _validator(self, index: _ToolIndex, tool: types.Tool) -> Validator | None:
         try:
-            return self._validators[tool.name]
+            return index.validators[tool.name]
         except KeyError:
             pass
         schema = tool.input_schema
@@ -146,7 +179,7 @@ class LiveSession:
             except Exception:
                 # A server with a broken schema still gets the call; it can judge.
                 logger.debug("server %r: tool %r has an unusable input schema", self.server, tool.name)
-        self._validators[tool.name] = validator
+        index.validators[tool.name] = validator
         return validator
 
     async def call_tool(
@@ -154,21 +187,36 @@ class LiveSession:
     ) -> types.CallToolResult:
         # One private copy: validated and sent as the same object the caller cannot mutate.
         args = dict(arguments) if arguments is not None else None
-        if validate:
-            try:
-                tool = await self._lookup_tool(name)
-            except MCPError:
-                tool = None  # a server that cannot list tools may still call them
-            else:
-                if tool is None:
-                    raise UnknownToolError(
-                        f"server {self.server!r} has no tool named {name!r}", server=self.server, tool=name
-                    )
-            if tool is not None:
-                validator = self._validator(tool)
-                if validator is not None and not validator.is_valid(args or {}):
-                    raise _arguments_error(self.server, name, validator, args or {})
+        # The listing is fetched (once per generation, shared) whatever ``validate`` says:
+        # the SDK needs it for output schemas and 2026-era header mirroring, and would
+        # otherwise list the tools on its own, once per concurrent first call.
+        try:
+            tool, index = await self._lookup_tool(name)
+        except MCPError:
+            tool = index = None  # a server that cannot list tools may still call them
+        if validate and index is not None:
+            if tool is None:
+                raise UnknownToolError(
+                    f"server {self.server!r} has no tool named {name!r}", server=self.server, tool=name
+                )
+            validator = self._validator(index, tool)
+            if validator is not None and not validator.is_valid(args or {}):
+                raise _arguments_error(self.server, name, validator, args or {})
         return await self.client.call_tool(name, args)
+
+    # -- health ---------------------------------------------------------------------
+
+    async def probe(self) -> None:
+        """Ask the server something cheap that the negotiated protocol has.
+
+        ``ping`` is gone from 2026-07-28 on; there ``server/discover`` at the session's
+        own version is the stateless equivalent.
+        """
+        version = self.client.protocol_version
+        if version in MODERN_PROTOCOL_VERSIONS:
+            await self.client.session.send_discover(version)
+        else:
+            await self.client.session.send_ping()
 
     # -- list_changed ---------------------------------------------------------------
 
@@ -250,7 +298,15 @@ async def open_live_session(
         # The pool keeps its own coalesced tool cache, invalidated by list_changed.
         cache=None,
     )
-    async with client, trio.open_nursery() as nursery:
+    async with AsyncExitStack() as stack:
+        with watch_http() as handshake:
+            try:
+                await stack.enter_async_context(client)
+            except Exception as exc:
+                # The HTTP status of a failed handshake says more than the SDK's stand-in.
+                error = translate_connect_error(exc, name, handshake)
+                raise error from error.__cause__
+        nursery = await stack.enter_async_context(trio.open_nursery())
         live = LiveSession(name, client, nursery, request_timeout, lost=lost)
         handler.append(live)
         capabilities = client.server_capabilities

@@ -13,10 +13,11 @@ import anyio
 import httpx2
 import trio
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, INVALID_REQUEST, REQUEST_TIMEOUT
+from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, REQUEST_TIMEOUT
 from pydantic import ValidationError
 
 from ._errors import (
+    AuthorizationError,
     MCPPoolError,
     PoolClosedError,
     RequestFailedError,
@@ -25,8 +26,9 @@ from ._errors import (
     ToolCallTimeout,
     UnknownToolError,
 )
+from ._transport import HttpOutcome
 
-__all__ = ["first_leaf", "is_session_expired", "translate_call_error", "translate_connect_error"]
+__all__ = ["first_leaf", "translate_call_error", "translate_connect_error"]
 
 _STREAM_ERRORS = (
     anyio.BrokenResourceError,
@@ -43,19 +45,6 @@ def first_leaf(exc: BaseException) -> BaseException:
         leaves = [e for e in exc.exceptions if not isinstance(e, trio.Cancelled)]
         exc = (leaves or list(exc.exceptions))[0]
     return exc
-
-
-def is_session_expired(exc: BaseException) -> bool:
-    """Whether a Streamable HTTP server rejected the request for an unknown session.
-
-    That happens when the server restarted (or dropped the session) between two
-    requests; the request was not run, so sending it again on a new session is safe.
-    """
-    leaf = first_leaf(exc)
-    if not isinstance(leaf, MCPError) or leaf.code != INVALID_REQUEST:
-        return False
-    message = leaf.error.message.lower()
-    return "session" in message and any(word in message for word in ("not found", "terminated", "expired"))
 
 
 def _describe(exc: BaseException) -> str:
@@ -76,6 +65,8 @@ def _describe(exc: BaseException) -> str:
         if exc.code == CONNECTION_CLOSED:
             return "the server closed the connection during the handshake"
         return f"the handshake was refused (JSON-RPC error {exc.code}: {exc.error.message})"
+    if isinstance(exc, RuntimeError) and str(exc).startswith(_VERSION_MISMATCH):
+        return "it speaks no protocol version this client supports (" + str(exc)[:200] + ")"
     if isinstance(exc, OSError):
         return f"an OS error occurred ({type(exc).__name__}, errno {exc.errno})"
     if isinstance(exc, _STREAM_ERRORS):
@@ -83,12 +74,73 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__} during the handshake"
 
 
-def translate_connect_error(exc: BaseException, server: str) -> MCPPoolError:
-    """Why a connection attempt failed, as a ServerUnavailableError (or the pool's own error)."""
+# The SDK's words when the server's protocol version is not one it supports.
+_VERSION_MISMATCH = ("Unsupported protocol version", "No mutually supported")
+
+_STATUS_TEXT = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    421: "Misdirected Request",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _status(status: int) -> str:
+    text = _STATUS_TEXT.get(status)
+    return f"HTTP {status} {text}" if text else f"HTTP {status}"
+
+
+def _authorization_error(server: str, http: HttpOutcome, what: str) -> AuthorizationError | None:
+    status = http.status
+    if status == 401:
+        message = f"server {server!r} requires authorization: {what} was answered HTTP 401 Unauthorized"
+    elif status == 403:
+        message = f"server {server!r} refused access: {what} was answered HTTP 403 Forbidden"
+    else:
+        return None
+    if http.challenge:
+        message += f" (it asks: {_challenge_summary(http.challenge)})"
+    return AuthorizationError(message, server=server, status=status, challenge=http.challenge)
+
+
+def _challenge_summary(challenge: str) -> str:
+    """The parts of a WWW-Authenticate challenge worth naming (never a token)."""
+    keep = [
+        part.strip()
+        for part in challenge.replace(",", " ").split()
+        if part.strip().lower().startswith(("scope=", "resource_metadata=", "error="))
+    ]
+    scheme = challenge.split(None, 1)[0] if challenge.strip() else ""
+    return " ".join([scheme, *keep])[:300]
+
+
+def translate_connect_error(exc: BaseException, server: str, http: HttpOutcome | None = None) -> MCPPoolError:
+    """Why a connection attempt failed, as a ServerUnavailableError (or the pool's own error).
+
+    ``http`` is what the HTTP layer saw of the handshake, if it was over HTTP: its
+    status says more than the JSON-RPC stand-in error the SDK makes of it.
+    """
     leaf = first_leaf(exc)
     if isinstance(leaf, MCPPoolError):
         return leaf
-    error = ServerUnavailableError(f"server {server!r} is unavailable: {_describe(leaf)}", server=server)
+    if http is not None and http.status is not None:
+        auth = _authorization_error(server, http, "the handshake")
+        if auth is not None:
+            auth.__cause__ = leaf
+            return auth
+        description = f"the server answered the handshake with {_status(http.status)}"
+    else:
+        description = _describe(leaf)
+    error = ServerUnavailableError(f"server {server!r} is unavailable: {description}", server=server)
     error.__cause__ = leaf
     return error
 
@@ -101,17 +153,41 @@ def translate_call_error(
     closing: bool,
     tool: str | None = None,
     lost: bool = False,
+    http: HttpOutcome | None = None,
 ) -> MCPPoolError:
     """The trio-mcp error for a request (``what``) that failed on an open session.
 
     ``lost`` says the session was already known to be gone: then any failure is the
-    loss (or the pool closing), whatever the SDK happened to raise.
+    loss (or the pool closing), whatever the SDK happened to raise. ``http`` is what
+    the HTTP layer saw of the request: an error status is reported as such.
     """
     leaf = first_leaf(exc)
     error: MCPPoolError
     if isinstance(leaf, MCPPoolError):
         return leaf
-    if lost and not (isinstance(leaf, MCPError) and leaf.code == REQUEST_TIMEOUT):
+    if http is not None and http.status is not None and isinstance(leaf, (MCPError, *_STREAM_ERRORS)):
+        auth = _authorization_error(server, http, what)
+        if auth is not None:
+            error = auth
+        elif http.session_rejected:
+            error = ServerDisconnectedError(
+                f"server {server!r} no longer knows the session ({_status(http.status)}) that {what} was sent on",
+                server=server,
+            )
+        elif http.replied and isinstance(leaf, MCPError):
+            error = RequestFailedError(
+                f"server {server!r} answered {what} with JSON-RPC error {leaf.code}: {leaf.error.message} "
+                f"({_status(http.status)})",
+                server=server,
+                code=leaf.code,
+            )
+        else:
+            error = RequestFailedError(
+                f"server {server!r} answered {what} with {_status(http.status)}",
+                server=server,
+                code=leaf.code if isinstance(leaf, MCPError) else -32603,
+            )
+    elif lost and not (isinstance(leaf, MCPError) and leaf.code == REQUEST_TIMEOUT):
         error = _lost(server, what, closing)
     elif isinstance(leaf, MCPError):
         code = leaf.code

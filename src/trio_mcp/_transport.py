@@ -4,19 +4,31 @@ The SDK's dispatcher notices a dead transport only when somebody next sends on i
 The pool wants to know at once (to reap a crashed child and reconnect), so the read
 side of every transport is wrapped in :class:`_WatchedReadStream`, which fires an
 event when the stream ends. It costs one extra attribute lookup per message.
+
+The SDK also folds every HTTP error status into one JSON-RPC error (-32603 "Server
+returned an error response"). The pool needs the status itself — to say "HTTP 401"
+instead, and to tell a server that no longer knows our session (it restarted) from a
+server that answered the request. So the HTTP transports get a response hook that
+writes what it saw into the :class:`HttpOutcome` of the request's caller: a
+context variable set by :func:`watch_http`, which reaches the SDK's POST task
+because the SDK runs each POST in the sending task's context.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import anyio
+import attrs
+import httpx2
 from mcp.client._transport import ReadStream, Transport, TransportStreams, WriteStream
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -27,7 +39,106 @@ from mcp.shared.message import SessionMessage
 from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import ServerUnavailableError
 
-__all__ = ["open_transport"]
+__all__ = ["HttpOutcome", "open_transport", "watch_http"]
+
+# Bodies of HTTP error responses are read (to tell a rejected session from a JSON-RPC
+# error reply) only up to this size; larger ones are not a session rejection.
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@attrs.define(slots=True)
+class HttpOutcome:
+    """What the HTTP layer saw of the requests made while it was current."""
+
+    #: The last HTTP error status (>= 400) answered to one of them; None if none.
+    status: int | None = None
+    #: The server answered for a session it does not know (it restarted, or dropped
+    #: it): the request was not run, and a new session may send it again.
+    session_rejected: bool = False
+    #: The error response's body was a JSON-RPC error reply to the request itself.
+    replied: bool = False
+    #: The ``WWW-Authenticate`` challenge of a 401/403, if any (it names no secret).
+    challenge: str | None = None
+
+
+_current_outcome: ContextVar[HttpOutcome | None] = ContextVar("trio_mcp_http_outcome", default=None)
+
+
+@contextmanager
+def watch_http() -> Iterator[HttpOutcome]:
+    """Collect, for the requests this task sends meanwhile, what the HTTP layer saw."""
+    outcome = HttpOutcome()
+    token = _current_outcome.set(outcome)
+    try:
+        yield outcome
+    finally:
+        _current_outcome.reset(token)
+
+
+async def _answers_request(response: httpx2.Response) -> bool:
+    """Whether an HTTP error response carries a JSON-RPC error reply to its POST's request."""
+    request = response.request
+    if request.method != "POST" or not response.headers.get("content-type", "").startswith(
+        "application/json"
+    ):
+        return False
+    length = response.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > _MAX_ERROR_BODY:
+        return False
+    try:
+        body = json.loads(await response.aread())
+        sent_id = json.loads(request.content).get("id")
+    except (ValueError, AttributeError, httpx2.StreamError):
+        return False
+    return isinstance(body, dict) and "error" in body and sent_id is not None and body.get("id") == sent_id
+
+
+def _is_session_rejection(response: httpx2.Response, *, sse: bool, replied: bool) -> bool:
+    """Whether an HTTP error answers "no such session" rather than the request itself.
+
+    Decided from the transport alone — the status, and whether the request carried a
+    session of ours — never from the words of an error message. Streamable HTTP: a
+    400 or 404 to a request that carried our ``Mcp-Session-Id`` (404 is the spec's
+    "session terminated"; 400 is what other SDKs answer to an unknown session), unless
+    its body is a JSON-RPC error reply to this very request. SSE: the session is in the
+    endpoint URL, and a 400/404 to a message POST means the server refused it unrun.
+    """
+    if response.status_code not in (400, 404) or replied:
+        return False
+    if sse:
+        return response.request.method == "POST"
+    return "mcp-session-id" in response.request.headers
+
+
+def _response_hook(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2.Response], Any]:
+    async def hook(response: httpx2.Response) -> None:
+        status = response.status_code
+        method = response.request.method
+        if status < 400 or method == "DELETE":
+            return
+        replied = await _answers_request(response)
+        rejected = _is_session_rejection(response, sse=sse, replied=replied)
+        outcome = _current_outcome.get()
+        if outcome is not None:
+            outcome.status = status
+            outcome.replied = replied
+            outcome.session_rejected = outcome.session_rejected or rejected
+            if status in (401, 403):
+                outcome.challenge = response.headers.get("www-authenticate")
+        # The stream that would carry answers is gone: an SSE client's message writer
+        # dies on any error status, and a rejected standalone GET means the session is.
+        if (sse and method == "POST") or (rejected and method == "GET"):
+            on_rejected()
+
+    return hook
+
+
+def _http_client(
+    headers: dict[str, str] | None, on_rejected: Callable[[], None], *, sse: bool, **kwargs: Any
+) -> httpx2.AsyncClient:
+    client = create_mcp_http_client(headers=headers, **kwargs)
+    client.event_hooks["response"].append(_response_hook(on_rejected, sse=sse))
+    return client
 
 
 class _WatchedReadStream:
@@ -101,13 +212,17 @@ def _resolve_command(name: str, config: StdioServer) -> str:
 
 
 @asynccontextmanager
-async def _streamable_http(url: str, headers: dict[str, str]) -> AsyncIterator[TransportStreams]:
-    client = create_mcp_http_client(headers=headers)
+async def _streamable_http(
+    url: str, headers: dict[str, str], on_rejected: Callable[[], None]
+) -> AsyncIterator[TransportStreams]:
+    client = _http_client(headers, on_rejected, sse=False)
     async with client, streamable_http_client(url, http_client=client) as streams:
         yield streams
 
 
-def _build(name: str, config: ServerConfig, rendered: dict[str, str]) -> Transport:
+def _build(
+    name: str, config: ServerConfig, rendered: dict[str, str], on_rejected: Callable[[], None]
+) -> Transport:
     """The SDK transport; ``rendered`` is the templated headers, or a stdio server's env."""
     assert not isinstance(config, InProcessServer)  # the SDK connects those itself
     if isinstance(config, StdioServer):
@@ -124,8 +239,16 @@ def _build(name: str, config: ServerConfig, rendered: dict[str, str]) -> Transpo
         )
         return stdio_client(params)
     if isinstance(config, SseServer):
-        return sse_client(config.url, headers=rendered)
-    return _streamable_http(config.url, rendered)
+
+        def factory(
+            headers: dict[str, str] | None = None,
+            timeout: httpx2.Timeout | None = None,
+            auth: httpx2.Auth | None = None,
+        ) -> httpx2.AsyncClient:
+            return _http_client(headers, on_rejected, sse=True, timeout=timeout, auth=auth)
+
+        return sse_client(config.url, headers=rendered, httpx_client_factory=factory)
+    return _streamable_http(config.url, rendered, on_rejected)
 
 
 @asynccontextmanager
@@ -133,5 +256,5 @@ async def open_transport(
     name: str, config: ServerConfig, headers: dict[str, str], on_end: Callable[[], None]
 ) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream[SessionMessage]]]:
     """Open the transport ``config`` describes; ``on_end`` fires when it stops delivering."""
-    async with _build(name, config, headers) as (read_stream, write_stream):
+    async with _build(name, config, headers, on_end) as (read_stream, write_stream):
         yield _WatchedReadStream(read_stream, on_end), write_stream

@@ -15,6 +15,8 @@ Tools:
 - ``add_tool(name)`` registers a new tool and announces the change to the client;
 - ``crash()`` kills the server process at once (a crash mid-call);
 - ``whoami()`` returns the request headers it saw that start with ``x-test-``;
+- ``jsonrpc_error(code, message, tag)`` answers with that JSON-RPC error (and records
+  that it ran under ``tag``);
 - ``pid()`` returns the server's process id;
 - ``close_stdout()`` closes stdout and keeps running; ``garbage()`` writes a non-JSON line;
 - with ``TEST_SERVER_EXTRA_TOOLS=N`` in its environment it offers N more tools.
@@ -29,6 +31,7 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
 
 _list_count = 0
 _events: dict[str, list[str]] = {}
@@ -177,6 +180,13 @@ def garbage() -> str:
     return "ok"
 
 
+@server.tool()
+def jsonrpc_error(code: int, message: str, tag: str = "") -> str:
+    """Answer with a JSON-RPC error of the caller's choosing (recorded under ``tag``)."""
+    _events.setdefault(tag, []).append("ran")
+    raise MCPError(code, message)
+
+
 for _index in range(int(os.environ.get("TEST_SERVER_EXTRA_TOOLS", "0"))):
 
     def _numbered(index: int = _index) -> int:
@@ -200,11 +210,42 @@ def summarize(topic: str) -> str:
 def _serve_http() -> None:
     import uvicorn
     from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def status(request: Request) -> Response:
+        """``/status/<code>``: every request is answered with that HTTP status."""
+        code = int(request.path_params["code"])
+        headers = (
+            {"WWW-Authenticate": 'Bearer error="invalid_token", scope="files:read"'} if code == 401 else {}
+        )
+        return Response("no", status_code=code, headers=headers)
+
+    async def bad_version(request: Request) -> Response:
+        """``/bad-version``: a server whose only protocol version is one nobody speaks."""
+        message = await request.json()
+        if message.get("method") == "initialize":
+            result = {
+                "protocolVersion": "1999-01-01",
+                "capabilities": {},
+                "serverInfo": {"name": "old", "version": "0"},
+            }
+            return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "result": result})
+        if "id" in message:
+            error = {"code": -32601, "message": "Method not found"}
+            return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "error": error})
+        return Response(status_code=202)
 
     http_app = server.streamable_http_app()
     sse_app = server.sse_app()
     app = Starlette(
-        routes=[*http_app.routes, *sse_app.routes],
+        routes=[
+            *http_app.routes,
+            *sse_app.routes,
+            Route("/status/{code:int}", status, methods=["GET", "POST", "DELETE"]),
+            Route("/bad-version", bad_version, methods=["POST"]),
+        ],
         lifespan=lambda _app: server._lowlevel_server.session_manager.run(),  # type: ignore[attr-defined]
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
