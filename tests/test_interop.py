@@ -41,6 +41,7 @@ import trio_mcp
 from trio_mcp import result_text
 from trio_mcp._cli import main as cli_main
 
+from .conftest import HttpServer
 from .server_processes import (
     EVERYTHING_SERVER,
     NODE,
@@ -161,7 +162,9 @@ async def test_restart_on_the_same_port_between_two_calls(
         server.stop()
 
 
-@pytest.mark.parametrize(("peer", "mode"), PEER_MODES)
+# Every stdio fastmcp session costs a Python start-up (~1 s of CPU): concurrency on the
+# 2025-11-25 era is covered over fastmcp's HTTP and by the TypeScript peers.
+@pytest.mark.parametrize(("peer", "mode"), [c for c in PEER_MODES if c != ("fastmcp-stdio", "legacy")])
 async def test_twenty_concurrent_first_calls(peer: str, mode: str, http_peers: dict[str, str]) -> None:
     async with trio_mcp.open_mcp_pool({peer: config_for(peer, mode, http_peers.get(peer))}) as pool:
         texts = [f"call {i}" for i in range(20)]
@@ -208,3 +211,28 @@ def test_first_call_through_the_cli(tmp_path: Path) -> None:
         ["call", str(path), "everything", "echo", "--args", '{"message": "cli"}'], out=out, err=err
     )
     assert (code, out.getvalue(), err.getvalue()) == (0, "Echo: cli\n", "")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="new defect: a 2026-07-28 session whose subscriptions/listen stream drops "
+    "(SubscriptionLost) never listens again, so later list changes are never heard",
+)
+async def test_list_changed_after_a_restart_on_2026() -> None:
+    """After a restart of a 2026-07-28 server, list changes still reach the tool cache.
+
+    None of the peers above has a ``subscriptions/listen`` stream (fastmcp does not
+    announce ``tools.listChanged``; it relates the notification to the request instead),
+    so this uses the SDK-built test server, which delivers list changes only there.
+    """
+    server = await trio.to_thread.run_sync(HttpServer)
+    try:
+        async with trio_mcp.open_mcp_pool({"s": trio_mcp.StreamableHttpServer(server.http_url)}) as pool:
+            await pool.list_tools("s")  # cached
+            await trio.to_thread.run_sync(server.restart)
+            assert result_text(await pool.tool_call("s", "add_tool", {"name": "late"})) == "late"
+            with trio.fail_after(5):
+                while "late" not in {tool.name for tool in await pool.list_tools("s")}:  # noqa: ASYNC110
+                    await trio.sleep(0.01)
+    finally:
+        server.stop()
