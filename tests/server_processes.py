@@ -96,11 +96,6 @@ class ServerProcess:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None, "the server is not running"
-        return self.process.pid
-
     def start(self) -> ServerProcess:
         """Start the server and return once it listens on :attr:`port`."""
         assert self.process is None, "the server is running already"
