@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: test lint bench demo docs clean peers
+.PHONY: test lint bench demo docs clean peers conformance
 
 # MCP peers from other SDKs (the TypeScript reference server, the conformance
 # suite, and node 22 to run them), pinned by tests/peers/package-lock.json.
@@ -34,6 +34,13 @@ lint: $(STAMP)
 test: $(STAMP) $(PEERS_STAMP) lint
 	$(VENV)/bin/pytest --cov --cov-report=term --cov-fail-under=85 $(ARGS)
 
+# Every client scenario of the official MCP conformance suite, run through the pool
+# (tests/conformance/client.py) and judged against tests/conformance/expected-failures.yml:
+# fails on a new failure and on a listed scenario that now passes. Results (untracked)
+# in tests/conformance/results/. ARGS="--client sdk --no-baseline" measures the raw SDK.
+conformance: $(STAMP) $(PEERS_STAMP)
+	$(PY) tests/conformance/run.py $(ARGS)
+
 BENCH_STAMP := $(VENV)/.installed-bench
 DOCS_STAMP := $(VENV)/.installed-docs
 
@@ -55,4 +62,4 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 clean:
-	rm -rf $(VENV) $(PEERS)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage site
+	rm -rf $(VENV) $(PEERS)/node_modules tests/conformance/results .pytest_cache .mypy_cache .ruff_cache .coverage site
