@@ -9,11 +9,9 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -22,8 +20,9 @@ import trio
 
 import trio_mcp
 
-HERE = Path(__file__).parent
-SERVER = str(HERE / "servers" / "test_server.py")
+from .server_processes import SDK_SERVER, ServerProcess
+
+SERVER = str(SDK_SERVER)
 TEST_DEADLINE = float(os.environ.get("TRIO_MCP_TEST_DEADLINE", "60"))
 TRANSPORTS = ("stdio", "http", "sse")
 
@@ -54,34 +53,23 @@ def stdio_server(*extra: str, **kwargs: Any) -> trio_mcp.StdioServer:
     return trio_mcp.StdioServer(sys.executable, [SERVER, *extra], **kwargs)
 
 
-class HttpServer:
-    """The test server in a subprocess, serving Streamable HTTP at /mcp and SSE at /sse."""
+class HttpServer(ServerProcess):
+    """The test server in a subprocess, serving Streamable HTTP at /mcp and SSE at /sse.
+
+    Started at once, on ``port`` if given (0: a free one), e.g. to restart it where it was.
+    """
 
     def __init__(self, port: int = 0) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, SERVER, "http", str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert line.startswith("PORT "), f"test server did not start: {line!r}"
-        self.port = int(line.split()[1])
+        super().__init__([sys.executable, SERVER, "http"], port=port or None)
+        self.start()
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/mcp"
+        return self.url("/mcp")
 
     @property
     def sse_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/sse"
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        return self.url("/sse")
 
 
 @pytest.fixture(scope="session")

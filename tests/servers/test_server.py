@@ -2,7 +2,8 @@
 
 Run it as ``python tests/servers/test_server.py stdio`` (a stdio subprocess) or
 ``python tests/servers/test_server.py http`` (Streamable HTTP at ``/mcp`` and SSE at
-``/sse`` on 127.0.0.1, on an ephemeral port printed as ``PORT <n>`` on stdout).
+``/sse`` on 127.0.0.1, on the port given as the next argument or in the ``PORT``
+environment variable, else an ephemeral one; printed as ``PORT <n>`` on stdout).
 
 Tools:
 - ``echo(text)`` and ``add(a, b)`` answer at once;
@@ -357,7 +358,7 @@ def _serve_http() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this on Linux: no Nagle stalls on small responses.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    port = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ.get("PORT", "0"))
     sock.bind(("127.0.0.1", port))
     sock.listen(128)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
