@@ -165,7 +165,12 @@ def plan(settings: Settings, http: HttpBenchServer) -> list[Step]:
 
 
 class Progress:
-    """A one-line progress bar with an ETA on stderr (one line per scenario when not a TTY)."""
+    """A one-line progress bar with an ETA on stderr.
+
+    When stderr is not a terminal: a line as each scenario starts, and every half minute.
+    """
+
+    EVERY = 30.0
 
     def __init__(self, steps: list[Step], stream: TextIO = sys.stderr) -> None:
         self.total = sum(step.weight for step in steps) or 1.0
@@ -175,6 +180,7 @@ class Progress:
         self.started = time.monotonic()
         self.done = 0.0
         self.scenario = ""
+        self.printed = 0.0
 
     @staticmethod
     def _clock(seconds: float) -> str:
@@ -192,11 +198,12 @@ class Progress:
                 f"round {step.round + 1}/{step.rounds}  {self._clock(elapsed)} elapsed, {eta}"
             )
             self.stream.flush()
-        elif step.scenario != self.scenario:
+        elif step.scenario != self.scenario or elapsed - self.printed >= self.EVERY:
             self.stream.write(
                 f"[{index}/{self.count}] {step.scenario} ({self._clock(elapsed)} elapsed, {eta})\n"
             )
             self.stream.flush()
+            self.printed = elapsed
         self.scenario = step.scenario
 
     def advance(self, step: Step) -> None:
@@ -243,7 +250,7 @@ def run(quick: bool = False, only: list[str] | None = None, progress: bool = Tru
     samples: dict[tuple[str, str, str, int, str], list[float]] = {}
     try:
         steps = [s for s in plan(QUICK if quick else FULL, http) if not only or s.scenario in only]
-        if any("ts-stdio" in (s.transport,) for s in steps) and not typescript_server_installed():
+        if any(s.transport == "ts-stdio" for s in steps) and not typescript_server_installed():
             raise SystemExit("the TypeScript reference server is not installed: run `make peers` first")
         bar = Progress(steps) if progress else None
         for index, step in enumerate(steps, 1):

@@ -1,6 +1,6 @@
 """Turning result records into readable tables, the table of targets, and a PNG chart.
 
-Every cell shows the median over rounds and, when there were several, its min-max spread.
+Every cell shows the median over rounds and, when there were several, its min–max spread.
 A target compares two systems *round by round* (the rounds were interleaved, so each
 pair saw the same machine), and reports the median of those paired ratios or differences.
 """
@@ -61,7 +61,7 @@ def _fmt(value: float) -> str:
 
 
 def _cell(low: float, value: float, high: float, rounds: int) -> str:
-    return _fmt(value) if rounds < 2 or low == high else f"{_fmt(value)} [{_fmt(low)}-{_fmt(high)}]"
+    return _fmt(value) if rounds < 2 or low == high else f"{_fmt(value)} [{_fmt(low)}–{_fmt(high)}]"
 
 
 # -- the tables --------------------------------------------------------------------------
@@ -79,7 +79,7 @@ class Block:
     @property
     def title(self) -> str:
         what, _ = SCENARIOS.get(self.scenario, (self.scenario, ""))
-        spread = f"median [min-max] of {self.rounds} rounds" if self.rounds > 1 else "one round"
+        spread = f"median [min–max] of {self.rounds} rounds" if self.rounds > 1 else "one round"
         return f"{self.scenario} · {self.transport} — {what}{self.note}; {spread}"
 
 
@@ -323,7 +323,7 @@ def targets_table(results: list[Record]) -> str:
     if not checks:
         return "targets: none measured in this run"
     width = max(len(c.name) for c in checks) + 2
-    lines = ["targets (median [min-max] of the ratios paired round by round)"]
+    lines = ["targets (median [min–max] of the ratios paired round by round)"]
     for c in checks:
         shown = _cell(c.low, c.value, c.high, 2)
         lines.append(
@@ -348,7 +348,7 @@ def markdown(report: dict[str, Any], command: str) -> str:
         "",
         "### Targets",
         "",
-        "| target | measured: median [min-max] | wanted | | on a miss |",
+        "| target | measured: median [min–max] | wanted | | on a miss |",
         "|---|---:|---|---|---|",
     ]
     lines += [
@@ -379,7 +379,7 @@ def chart(results: list[Record], path: Path) -> Path | None:
     labelled: set[str] = set()
 
     def bars(axis: Any, groups: list[tuple[str, list[tuple[str, Record | None]]]]) -> None:
-        """Grouped bars, each group centred on its tick, one colour per system, min-max whiskers."""
+        """Grouped bars, each group centred on its tick, one colour per system, min–max whiskers."""
         shown = [[(name, r) for name, r in members if r is not None] for _, members in groups]
         if not any(shown):
             axis.set_axis_off()

@@ -1,7 +1,7 @@
 """The scenarios. Each function measures one system once (one round) and returns its metrics.
 
 ``python -m benchmarks`` calls them in interleaved rounds (A B C A B C …) and
-:func:`summarise` turns the rounds into records: the median with its min-max spread.
+:func:`record` turns the rounds of a cell into a record: the median with its min-max spread.
 Client CPU is ``time.process_time()`` of this process, which runs every client (and the
 portal's or a seed's loop threads); the servers are separate processes, except on the
 ``memory`` transport, where the server shares the process and its CPU is counted too.

@@ -5,6 +5,7 @@ without touching a tracked file (no assertion on timings, only on structure and 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -116,9 +117,13 @@ def test_quick_benchmark_produces_every_system_and_scenario(tmp_path: Path) -> N
     # Nothing tracked (or untracked and not ignored) changed in the checkout.
     assert _git_status() == before
     assert {p.name for p in tmp_path.iterdir()} >= {"latest.json", "latest.md"}
-    # No log line per request: only the progress lines (one per scenario off a TTY).
+    # No log line per request: only the progress lines (off a TTY: as each scenario starts).
     assert "HTTP Request" not in done.stderr + done.stdout
-    assert len(done.stderr.splitlines()) <= len(SCENARIOS) + 1, done.stderr[-3000:]
+    progress = done.stderr.splitlines()
+    assert all(
+        re.fullmatch(r"\[\d+/\d+\] \w+ \(.*\)|done: \d+ measurements in .*", line) for line in progress
+    ), done.stderr[-3000:]
+    assert {line.split()[1] for line in progress[:-1]} == set(SCENARIOS)
 
     report = json.loads((tmp_path / "latest.json").read_text())
     assert {"python", "cpus", "load", "trio_mcp", "mcp", "anyio", "fastmcp"} <= set(report["machine"])
@@ -164,5 +169,5 @@ def test_quick_benchmark_produces_every_system_and_scenario(tmp_path: Path) -> N
     assert burst["raw"] == 100  # the raw client sends every one of them
     assert exact("shutdown", "children_left") == dict.fromkeys(SYSTEMS, 0)
     assert exact("scale", "children_left") == {"raw": 0, "pool": 0}
-    assert "targets (median [min-max]" in done.stdout
+    assert "targets (median [min–max]" in done.stdout  # noqa: RUF001
     assert "latency · ts-stdio" in done.stdout
