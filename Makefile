@@ -52,7 +52,9 @@ $(DOCS_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $(DOCS_STAMP)
 
-bench: $(BENCH_STAMP)
+# Results go to benchmarks/results/ (untracked); ARGS="--update-docs" also refreshes
+# the committed docs page. ARGS="--quick" is a smoke run.
+bench: $(BENCH_STAMP) $(PEERS_STAMP)
 	$(PY) -m benchmarks $(ARGS)
 
 docs: $(DOCS_STAMP)

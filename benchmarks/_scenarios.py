@@ -1,4 +1,11 @@
-"""The scenarios: each measures one system on one transport and returns JSON records."""
+"""The scenarios. Each function measures one system once (one round) and returns its metrics.
+
+``python -m benchmarks`` calls them in interleaved rounds (A B C A B C …) and
+:func:`record` turns the rounds of a cell into a record: the median with its min-max spread.
+Client CPU is ``time.process_time()`` of this process, which runs every client (and the
+portal's or a seed's loop threads); the servers are separate processes, except on the
+``memory`` transport, where the server shares the process and its CPU is counted too.
+"""
 
 from __future__ import annotations
 
@@ -6,299 +13,277 @@ import gc
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable
+import tracemalloc
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import psutil
-import trio
 
-from ._systems import THREAD_SYSTEMS, TRIO_SYSTEMS, Target, Targets
+from ._systems import REFERENCES, SYSTEMS, System, Target, Targets
 
 Record = dict[str, Any]
-ECHO: dict[str, Any] = {"text": "hello"}
+Metrics = dict[str, float]
+T = TypeVar("T")
 
 
-def record(
-    system: str, transport: str, scenario: str, metric: str, value: float, concurrency: int = 1
-) -> Record:
-    return {
-        "system": system,
-        "transport": transport,
-        "scenario": scenario,
-        "concurrency": concurrency,
-        "metric": metric,
-        "value": round(value, 3),
-    }
+def system(name: str) -> System:
+    return SYSTEMS[name] if name in SYSTEMS else REFERENCES[name]
 
 
-def _percentile(samples: list[float], fraction: float) -> float:
+def on_system(
+    name: str,
+    targets: Targets,
+    async_body: Callable[[Any], Awaitable[T]],
+    thread_body: Callable[[Any], T],
+) -> T:
+    """Open ``name`` on ``targets`` and run the body that fits how its callers run."""
+    chosen = system(name)
+    if chosen.runs_on == "threads":
+        with chosen.open(targets) as handle:
+            return thread_body(handle)
+
+    async def main() -> T:
+        async with chosen.open(targets) as handle:
+            return await async_body(handle)
+
+    return anyio.run(main, backend=chosen.runs_on)
+
+
+def in_threads(count: int, work: Callable[[int], T]) -> list[T]:
+    """``work(0)`` … ``work(count - 1)``, each in its own thread, started together."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> T:
+        barrier.wait()
+        return work(index)
+
+    with ThreadPoolExecutor(count) as executor:
+        return list(executor.map(run, range(count)))
+
+
+def _children() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def _on_trio(system: str, targets: Targets, body: Callable[[Any], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        async with TRIO_SYSTEMS[system](targets) as handle:
-            return await body(handle)
-
-    return trio.run(main)
-
-
-def _on_threads(system: str, targets: Targets, body: Callable[[Any], Any]) -> Any:
-    with THREAD_SYSTEMS[system](targets) as handle:
-        return body(handle)
+def _timings(samples: list[float], cpu: float, unit: str) -> Metrics:
+    return {
+        "p50_us": _percentile(samples, 0.5) * 1e6,
+        "p99_us": _percentile(samples, 0.99) * 1e6,
+        f"cpu_us_per_{unit}": cpu / len(samples) * 1e6,
+    }
 
 
-def _latency_samples(system: str, target: Target, calls: int) -> list[float]:
-    warmup = max(50, calls // 5)  # a fresh server process answers its first calls slower
+def _timed_sync(calls: int, warmup: int, one: Callable[[], object]) -> tuple[list[float], float]:
+    for _ in range(warmup):
+        one()
+    gc.collect()
     samples: list[float] = []
-
-    async def on_trio(handle: Any) -> None:
-        for _ in range(warmup):
-            await handle.call("s", "echo", ECHO)
-        for _ in range(calls):
-            start = time.perf_counter()
-            await handle.call("s", "echo", ECHO)
-            samples.append(time.perf_counter() - start)
-
-    def on_threads(handle: Any) -> None:
-        for _ in range(warmup):
-            handle.call("s", "echo", ECHO)
-        for _ in range(calls):
-            start = time.perf_counter()
-            handle.call("s", "echo", ECHO)
-            samples.append(time.perf_counter() - start)
-
-    targets = {"s": target}
-    if system in TRIO_SYSTEMS:
-        _on_trio(system, targets, on_trio)
-    else:
-        _on_threads(system, targets, on_threads)
-    return samples
+    cpu = time.process_time()
+    for _ in range(calls):
+        start = time.perf_counter()
+        one()
+        samples.append(time.perf_counter() - start)
+    return samples, time.process_time() - cpu
 
 
-def latency(
-    systems: list[str], make_target: Callable[[], Target], calls: int, rounds: int = 3
-) -> list[Record]:
-    """Sequential echo calls: p50 and p99 in microseconds, per system.
+async def _timed_async(
+    calls: int, warmup: int, one: Callable[[], Awaitable[object]]
+) -> tuple[list[float], float]:
+    for _ in range(warmup):
+        await one()
+    gc.collect()
+    samples: list[float] = []
+    cpu = time.process_time()
+    for _ in range(calls):
+        start = time.perf_counter()
+        await one()
+        samples.append(time.perf_counter() - start)
+    return samples, time.process_time() - cpu
 
-    The systems take turns over ``rounds`` rounds (a fresh session each time), so a
-    drift in machine load or server speed touches every system alike.
-    """
-    samples: dict[str, list[float]] = {system: [] for system in systems}
-    for _ in range(rounds):
-        for system in systems:
-            samples[system] += _latency_samples(system, make_target(), max(1, calls // rounds))
-    transport = make_target().transport
-    records: list[Record] = []
-    for system in systems:
-        records.append(
-            record(system, transport, "latency", "p50_us", _percentile(samples[system], 0.5) * 1e6)
-        )
-        records.append(
-            record(system, transport, "latency", "p99_us", _percentile(samples[system], 0.99) * 1e6)
-        )
-    return records
+
+def latency(name: str, target: Target, calls: int, warmup: int) -> Metrics:
+    """One caller, sequential echo calls on a fresh session: wall p50/p99 and CPU per call."""
+    tool, arguments = target.echo
+
+    async def on_loop(handle: Any) -> tuple[list[float], float]:
+        return await _timed_async(calls, warmup, lambda: handle.call("s", tool, arguments))
+
+    def on_threads(handle: Any) -> tuple[list[float], float]:
+        return in_threads(1, lambda _: _timed_sync(calls, warmup, lambda: handle.call("s", tool, arguments)))[
+            0
+        ]
+
+    samples, cpu = on_system(name, {"s": target}, on_loop, on_threads)
+    return _timings(samples, cpu, "call")
+
+
+def hop(name: str, calls: int, warmup: int) -> Metrics:
+    """A thread's round trip into the system's event loop thread and back, no MCP request."""
+
+    def on_threads(handle: Any) -> tuple[list[float], float]:
+        return in_threads(1, lambda _: _timed_sync(calls, warmup, handle.hop))[0]
+
+    samples, cpu = on_system(name, {}, _unsupported, on_threads)
+    return _timings(samples, cpu, "hop")
+
+
+async def _unsupported(handle: Any) -> Any:
+    raise TypeError(f"{handle!r}: this scenario is for threaded systems")
 
 
 def throughput(
-    system: str,
-    target: Target,
-    concurrency: int,
-    seconds: float,
-    *,
-    tool: str,
-    arguments: dict[str, Any],
-    scenario: str,
-) -> list[Record]:
-    """Calls completed per second by ``concurrency`` tasks (trio systems) or threads (others).
+    name: str, target: Target, concurrency: int, seconds: float, tool: str, arguments: dict[str, Any]
+) -> Metrics:
+    """``concurrency`` callers (tasks, or threads for a threaded system) calling in a loop.
 
-    Every worker calls in a loop until the deadline; calls finished are counted.
+    Calls completed per second, and client CPU per call over the same window.
     """
     counts = [0] * concurrency
+    clock: dict[str, float] = {}
 
-    async def on_trio(handle: Any) -> float:
+    def start() -> float:
+        gc.collect()
+        clock["cpu"], clock["wall"] = time.process_time(), time.perf_counter()
+        return clock["wall"] + seconds
+
+    def stop() -> None:
+        clock["cpu"], clock["wall"] = time.process_time() - clock["cpu"], time.perf_counter() - clock["wall"]
+
+    async def on_loop(handle: Any) -> None:
         await handle.call("s", tool, arguments)
-        deadline = time.perf_counter() + seconds
+        deadline = start()
 
         async def worker(index: int) -> None:
             while time.perf_counter() < deadline:
                 await handle.call("s", tool, arguments)
                 counts[index] += 1
 
-        start = time.perf_counter()
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as group:
             for index in range(concurrency):
-                nursery.start_soon(worker, index)
-        return time.perf_counter() - start
+                group.start_soon(worker, index)
+        stop()
 
-    def on_threads(handle: Any) -> float:
+    def on_threads(handle: Any) -> None:
         handle.call("s", tool, arguments)
-        deadline = time.perf_counter() + seconds
+        deadline = start()
 
         def worker(index: int) -> None:
             while time.perf_counter() < deadline:
                 handle.call("s", tool, arguments)
                 counts[index] += 1
 
-        with ThreadPoolExecutor(concurrency) as executor:
-            start = time.perf_counter()
-            list(executor.map(worker, range(concurrency)))
-            return time.perf_counter() - start
+        in_threads(concurrency, worker)
+        stop()
 
-    targets = {"s": target}
-    elapsed = (
-        _on_trio(system, targets, on_trio)
-        if system in TRIO_SYSTEMS
-        else _on_threads(system, targets, on_threads)
-    )
-    return [record(system, target.transport, scenario, "calls_per_s", sum(counts) / elapsed, concurrency)]
+    on_system(name, {"s": target}, on_loop, on_threads)
+    done = max(1, sum(counts))
+    return {"calls_per_s": done / clock["wall"], "cpu_us_per_call": clock["cpu"] / done * 1e6}
 
 
-def list_tools_burst(system: str, target: Target, burst: int = 100) -> list[Record]:
-    """``burst`` concurrent list_tools on a fresh session; how many reached the server.
+def list_tools_burst(name: str, target: Target, burst: int = 100) -> Metrics:
+    """``burst`` concurrent ``list_tools`` on a fresh session: how many reached the server."""
 
-    ``seconds`` runs from opening the system (no session yet) to the last answer.
-    """
-    targets = {"s": target}
+    async def on_loop(handle: Any) -> int:
+        async with anyio.create_task_group() as group:
+            for _ in range(burst):
+                group.start_soon(handle.list_tools, "s")
+        return int((await handle.call("s", "list_count", {})).structured_content["result"])
 
-    async def on_trio() -> tuple[float, int]:
-        start = time.perf_counter()
-        async with TRIO_SYSTEMS[system](targets) as handle:
-            async with trio.open_nursery() as nursery:
-                for _ in range(burst):
-                    nursery.start_soon(handle.list_tools, "s")
-            elapsed = time.perf_counter() - start
-            count = (await handle.call("s", "list_count", {})).structured_content["result"]
-            return elapsed, count
+    def on_threads(handle: Any) -> int:
+        in_threads(burst, lambda _: handle.list_tools("s"))
+        return int(handle.call("s", "list_count", {}).structured_content["result"])
 
-    def on_threads() -> tuple[float, int]:
-        barrier = threading.Barrier(burst)
-        start = time.perf_counter()
-        with THREAD_SYSTEMS[system](targets) as handle:
-
-            def one(_: int) -> None:
-                barrier.wait()
-                handle.list_tools("s")
-
-            with ThreadPoolExecutor(burst) as executor:
-                list(executor.map(one, range(burst)))
-            elapsed = time.perf_counter() - start
-            count = handle.call("s", "list_count", {}).structured_content["result"]
-            return elapsed, count
-
-    elapsed, count = trio.run(on_trio) if system in TRIO_SYSTEMS else on_threads()
-    return [
-        record(system, target.transport, "list_tools_burst", "server_requests", count, burst),
-        record(system, target.transport, "list_tools_burst", "seconds", elapsed, burst),
-    ]
+    return {"server_requests": on_system(name, {"s": target}, on_loop, on_threads)}
 
 
-def connect_many(system: str, make_target: Callable[[], Target], count: int = 10) -> list[Record]:
-    """Open ``count`` stdio servers at once (first call on each) vs the slowest single open.
+def shutdown(name: str, make_target: Callable[[], Target], count: int = 10) -> Metrics:
+    """Close a system holding ``count`` connected stdio servers; the children left after."""
+    targets = {f"s{i}": make_target() for i in range(count)}
+    before = _children()
+    closing: dict[str, float] = {}
 
-    ``slowest_single_seconds`` is the slowest of three one-server opens in the same run:
-    a design that connects concurrently takes about that long for all ``count``.
+    async def on_loop(handle: Any) -> None:
+        tool, arguments = make_target().echo
+        async with anyio.create_task_group() as group:
+            for server in targets:
+                group.start_soon(handle.call, server, tool, arguments)
+        closing["start"] = time.perf_counter()
+
+    def on_threads(handle: Any) -> None:
+        tool, arguments = make_target().echo
+        in_threads(count, lambda index: handle.call(f"s{index}", tool, arguments))
+        closing["start"] = time.perf_counter()
+
+    on_system(name, targets, on_loop, on_threads)
+    seconds = time.perf_counter() - closing["start"]
+    return {"close_s": seconds, "children_left": len(_children() - before)}
+
+
+def scale(name: str, make_target: Callable[[], Target], count: int, heap: bool) -> Metrics:
+    """Open ``count`` stdio servers concurrently and call each once; then close them all.
+
+    With ``heap=False``: seconds to open (nothing to a first answer from every server),
+    seconds to close, and child processes left after. With ``heap=True`` (a separate pass:
+    tracing slows everything down): the Python heap per open session (``tracemalloc``).
     """
     targets = {f"s{i}": make_target() for i in range(count)}
-    total = _open_and_call(system, targets)
-    alone = max(_open_and_call(system, {"s0": make_target()}) for _ in range(3))
-    transport = targets["s0"].transport
-    return [
-        record(system, transport, "connect_many", "seconds", total, count),
-        record(system, transport, "connect_many", "slowest_single_seconds", alone, count),
-    ]
+    tool, arguments = make_target().echo
+    before = _children()
+    clock: dict[str, float] = {}
 
-
-def _open_and_call(system: str, targets: Targets) -> float:
-    """Seconds from nothing to a first answer from every target."""
-
-    async def on_trio() -> float:
-        start = time.perf_counter()
-        async with TRIO_SYSTEMS[system](targets) as handle:
-            async with trio.open_nursery() as nursery:
-                for name in targets:
-                    nursery.start_soon(handle.call, name, "echo", ECHO)
-            return time.perf_counter() - start
-
-    def on_threads() -> float:
-        start = time.perf_counter()
-        with THREAD_SYSTEMS[system](targets) as handle:
-            with ThreadPoolExecutor(len(targets)) as executor:
-                list(executor.map(lambda name: handle.call(name, "echo", ECHO), targets))
-            return time.perf_counter() - start
-
-    return trio.run(on_trio) if system in TRIO_SYSTEMS else on_threads()
-
-
-def shutdown(system: str, make_target: Callable[[], Target], count: int = 10) -> list[Record]:
-    """Close a system holding ``count`` connected stdio servers."""
-    targets = {f"s{i}": make_target() for i in range(count)}
-    closed_in: list[float] = []
-
-    async def on_trio() -> None:
-        manager = TRIO_SYSTEMS[system](targets)
-        handle = await manager.__aenter__()
-        async with trio.open_nursery() as nursery:
-            for name in targets:
-                nursery.start_soon(handle.call, name, "echo", ECHO)
-        start = time.perf_counter()
-        await manager.__aexit__(None, None, None)
-        closed_in.append(time.perf_counter() - start)
-
-    if system in TRIO_SYSTEMS:
-        trio.run(on_trio)
-    else:
-        manager = THREAD_SYSTEMS[system](targets)
-        handle = manager.__enter__()
-        with ThreadPoolExecutor(count) as executor:
-            list(executor.map(lambda name: handle.call(name, "echo", ECHO), targets))
-        start = time.perf_counter()
-        manager.__exit__(None, None, None)
-        closed_in.append(time.perf_counter() - start)
-    return [record(system, targets["s0"].transport, "shutdown", "seconds", closed_in[0], count)]
-
-
-def memory(system: str, make_target: Callable[[], Target], count: int = 10) -> list[Record]:
-    """Client-side resident memory per idle session (this process only, children excluded)."""
-    targets = {f"s{i}": make_target() for i in range(count)}
-    process = psutil.Process()
-    grown: list[float] = []
-
-    def measure_before() -> int:
-        gc.collect()
-        return int(process.memory_info().rss)
-
-    async def on_trio() -> None:
-        before = measure_before()
-        async with TRIO_SYSTEMS[system](targets) as handle:
-            async with trio.open_nursery() as nursery:
-                for name in targets:
-                    nursery.start_soon(handle.call, name, "echo", ECHO)
+    async def on_loop(handle: Any) -> None:
+        async with anyio.create_task_group() as group:
+            for server in targets:
+                group.start_soon(handle.call, server, tool, arguments)
+        clock["opened"] = time.perf_counter()
+        if heap:
             gc.collect()
-            grown.append(process.memory_info().rss - before)
+            clock["heap"] = tracemalloc.get_traced_memory()[0] - clock["heap_before"]
 
-    if system in TRIO_SYSTEMS:
-        trio.run(on_trio)
-    else:
-        before = measure_before()
-        with THREAD_SYSTEMS[system](targets) as handle:
-            with ThreadPoolExecutor(count) as executor:
-                list(executor.map(lambda name: handle.call(name, "echo", ECHO), targets))
+    async def traced() -> None:
+        if heap:
             gc.collect()
-            grown.append(process.memory_info().rss - before)
-    return [
-        record(
-            system,
-            targets["s0"].transport,
-            "memory",
-            "kib_per_session",
-            max(0.0, grown[0]) / 1024 / count,
-            count,
-        )
-    ]
+            tracemalloc.start()
+            clock["heap_before"] = tracemalloc.get_traced_memory()[0]
+        try:
+            clock["start"] = time.perf_counter()
+            async with system(name).open(targets) as handle:
+                await on_loop(handle)
+            clock["closed"] = time.perf_counter()
+        finally:
+            if heap:
+                tracemalloc.stop()
+
+    assert system(name).runs_on == "trio", "the scale scenario compares trio systems"
+    anyio.run(traced, backend="trio")
+    if heap:
+        return {"heap_kib_per_session": clock["heap"] / 1024 / count}
+    return {
+        "open_s": clock["opened"] - clock["start"],
+        "close_s": clock["closed"] - clock["opened"],
+        "children_left": len(_children() - before),
+    }
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
+def record(
+    system: str, transport: str, scenario: str, concurrency: int, metric: str, rounds: list[float]
+) -> Record:
+    """One cell: the median over rounds, its min-max, and every round's value in order."""
+    return {
+        "system": system,
+        "transport": transport,
+        "scenario": scenario,
+        "concurrency": concurrency,
+        "metric": metric,
+        "value": round(statistics.median(rounds), 3),
+        "low": round(min(rounds), 3),
+        "high": round(max(rounds), 3),
+        "rounds": [round(value, 3) for value in rounds],
+    }

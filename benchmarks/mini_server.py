@@ -1,10 +1,11 @@
 """A minimal stdio MCP server with no imports beyond the standard library.
 
 It starts in a few milliseconds (the SDK-based server spends ~0.6 s of CPU importing),
-so ``connect_many`` and ``shutdown`` measure the *client's* concurrency rather than
-ten Python interpreters importing pydantic on two cores. It speaks the 2025-11-25
-handshake (answering ``server/discover`` with method-not-found, as a legacy server
-does) and offers one tool, ``echo``.
+so the ``scale``, ``shutdown`` and ``list_tools_burst`` scenarios measure the *client*
+rather than a hundred Python interpreters importing pydantic on two cores. It speaks the
+2025-11-25 handshake (answering ``server/discover`` with method-not-found, as a legacy
+server does) and offers two tools: ``echo`` and ``list_count`` (how many ``tools/list``
+requests it has answered).
 """
 
 import json
@@ -26,6 +27,12 @@ ECHO = {
     "description": "Return the text.",
     "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
 }
+LIST_COUNT = {
+    "name": "list_count",
+    "description": "How many tools/list requests this server has answered.",
+    "inputSchema": {"type": "object", "properties": {}},
+}
+lists_answered = 0
 
 for line in sys.stdin:
     if not line.strip():
@@ -45,10 +52,15 @@ for line in sys.stdin:
             },
         )
     elif method == "tools/list":
-        reply(message_id, {"tools": [ECHO]})
+        lists_answered += 1
+        reply(message_id, {"tools": [ECHO, LIST_COUNT]})
     elif method == "tools/call" and params.get("name") == "echo":
         text = (params.get("arguments") or {}).get("text", "")
         reply(message_id, {"content": [{"type": "text", "text": text}], "isError": False})
+    elif method == "tools/call" and params.get("name") == "list_count":
+        count = {"result": lists_answered}
+        content = [{"type": "text", "text": str(lists_answered)}]
+        reply(message_id, {"content": content, "structuredContent": count, "isError": False})
     elif method == "ping":
         reply(message_id, {})
     else:

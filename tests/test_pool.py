@@ -452,7 +452,7 @@ async def test_a_server_not_written_with_the_python_sdk() -> None:
     async with trio_mcp.open_mcp_pool(
         {"m": trio_mcp.StdioServer(sys.executable, ["-I", "-S", MINI_SERVER])}
     ) as pool:
-        assert [tool.name for tool in await pool.list_tools("m")] == ["echo"]
+        assert [tool.name for tool in await pool.list_tools("m")] == ["echo", "list_count"]
         assert result_text(await pool.tool_call("m", "echo", {"text": "interop"})) == "interop"
         with pytest.raises(trio_mcp.InvalidArgumentsError):
             await pool.tool_call("m", "echo", {})
