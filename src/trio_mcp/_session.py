@@ -11,6 +11,7 @@ caller's cancel scope *is* the request's cancel scope — cancelling it sends
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -38,6 +39,9 @@ logger = logging.getLogger("trio_mcp")
 
 # A server whose tools/list never ends cannot make us loop forever.
 _MAX_TOOL_PAGES = 1000
+# A dropped subscriptions/listen stream is opened again after this long (doubling).
+_RELISTEN_INITIAL = 0.05
+_RELISTEN_MAX = 5.0
 # A listing fetched to re-check a miss is not re-checked again for this long.
 _RECHECK_AFTER = 1.0
 
@@ -266,24 +270,45 @@ class LiveSession:
             self.invalidate_tools()
 
     async def listen_for_changes(self, task_status: trio.TaskStatus[None]) -> None:
-        """On a 2026-era session, hold a ``subscriptions/listen`` stream for tool changes."""
-        try:
-            with trio.fail_after(self._request_timeout):
-                subscription_cm = self.client.listen(tools_list_changed=True)
-                subscription = await subscription_cm.__aenter__()
-        except Exception:
-            logger.debug("server %r: no tools list_changed subscription", self.server, exc_info=True)
-            task_status.started()
-            return
-        try:
-            task_status.started()
-            async for _event in subscription:
+        """On a 2026-era session, hold a ``subscriptions/listen`` stream for tool changes.
+
+        The stream can drop while the session lives on (a stateless HTTP server
+        restarts, a proxy cuts a long response): then the cached listing may miss a
+        change, so it is dropped, and the stream is opened again, with backoff, for as
+        long as the session lives. A server that refuses the first listen is not asked
+        again.
+        """
+        delay = _RELISTEN_INITIAL
+        started = False
+        while True:
+            try:
+                with trio.fail_after(self._request_timeout):
+                    subscription_cm = self.client.listen(tools_list_changed=True)
+                    subscription = await subscription_cm.__aenter__()
+            except Exception:
+                if not started:
+                    logger.debug("server %r: no tools list_changed subscription", self.server, exc_info=True)
+                    task_status.started()
+                    return
+                logger.debug("server %r: could not listen again for list changes", self.server, exc_info=True)
+            else:
+                if started:
+                    self.invalidate_tools()  # whatever changed while we were not listening
+                else:
+                    task_status.started()
+                    started = True
+                try:
+                    async for _event in subscription:
+                        delay = _RELISTEN_INITIAL
+                        self.invalidate_tools()
+                except Exception:
+                    logger.debug("server %r: list_changed subscription ended", self.server, exc_info=True)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await subscription_cm.__aexit__(None, None, None)
                 self.invalidate_tools()
-        except Exception:
-            logger.debug("server %r: list_changed subscription ended", self.server, exc_info=True)
-        finally:
-            with trio.CancelScope(shield=True):
-                await subscription_cm.__aexit__(None, None, None)
+            await trio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, _RELISTEN_MAX)
 
 
 def _arguments_error(
