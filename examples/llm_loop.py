@@ -34,9 +34,9 @@ async def call_model(messages: list[dict[str, Any]], tools: list[dict[str, Any]]
 async def main() -> None:
     config = trio_mcp.ToolConfig("math", ["demo"], allow_tools=["add"], max_tool_call_turns=3)
     servers = {"demo": trio_mcp.StdioServer(sys.executable, [SERVER])}
-    async with trio_mcp.open_mcp_pool(servers, tool_configs=[config]) as pool:
+    async with trio_mcp.open_mcp_pool(servers) as pool:
         conversation = await trio_mcp.run_tool_loop(
-            pool.toolset("math"), call_model, [{"role": "user", "content": "What is 19 + 23?"}]
+            trio_mcp.Toolset(pool, config), call_model, [{"role": "user", "content": "What is 19 + 23?"}]
         )
     for message in conversation:
         print(message)

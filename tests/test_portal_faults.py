@@ -262,18 +262,16 @@ def test_portal_timeouts_and_interrupts_are_counted(http_server: HttpServer) -> 
 
 async def test_toolset_after_close_raises(http_server: HttpServer) -> None:
     config = trio_mcp.ToolConfig("all", servers=["s"])
-    async with trio_mcp.open_mcp_pool({"s": config_for("http", http_server)}, tool_configs=[config]) as pool:
-        pool.toolset("all")
+    async with trio_mcp.open_mcp_pool({"s": config_for("http", http_server)}) as pool:
+        trio_mcp.Toolset(pool, config)
         pool.close()
         with pytest.raises(trio_mcp.PoolClosedError):
-            pool.toolset("all")
-    portal = trio_mcp.start_portal({"s": config_for("http", http_server)}, tool_configs=[config])
-    portal.toolset("all")
+            trio_mcp.Toolset(pool, config)
+    portal = trio_mcp.start_portal({"s": config_for("http", http_server)})
+    trio_mcp.BlockingToolset(portal, config)
     portal.close()
     with pytest.raises(trio_mcp.PoolClosedError):
-        portal.toolset("all")
-    with pytest.raises(trio_mcp.PoolClosedError):
-        portal.toolset(config)
+        trio_mcp.BlockingToolset(portal, config)
 
 
 # -- item 9: serve_mcp_pool, a job racing close ---------------------------------------
@@ -305,7 +303,7 @@ def test_a_job_arriving_after_the_jobs_nursery_closed_fails_alone(caplog: pytest
     async def never() -> None:  # pragma: no cover - must not run
         raise AssertionError("ran")
 
-    job = _Job(never, (), None)
+    job = _Job(never, (), None, None)
     with portal._lock:
         portal._pending.add(job)
     with caplog.at_level(logging.ERROR, logger="trio_mcp"):

@@ -85,23 +85,12 @@ def test_tool_config_validation(kwargs: dict[str, Any], match: str) -> None:
         trio_mcp.ToolConfig(**kwargs)
 
 
-async def test_tool_configs_are_checked_at_once() -> None:
-    with pytest.raises(trio_mcp.ConfigError, match="server 'ghost'"):
-        async with trio_mcp.open_mcp_pool(
-            {"s": stdio_server()}, tool_configs=[trio_mcp.ToolConfig("t", ["ghost"])]
-        ):
-            pass
-    with pytest.raises(trio_mcp.ConfigError, match="share the alias"):
-        async with trio_mcp.open_mcp_pool(
-            {"s": stdio_server()},
-            tool_configs=[trio_mcp.ToolConfig("t", ["s"]), trio_mcp.ToolConfig("t", ["s"])],
-        ):
-            pass
+async def test_a_toolset_checks_its_config_against_the_pool() -> None:
     async with trio_mcp.open_mcp_pool({"s": stdio_server()}) as pool:
-        with pytest.raises(trio_mcp.ConfigError, match="no tool config with alias 'nope'"):
-            pool.toolset("nope")
         with pytest.raises(trio_mcp.ConfigError, match="server 'ghost'"):
-            pool.toolset(trio_mcp.ToolConfig("t", ["ghost"]))
+            trio_mcp.Toolset(pool, trio_mcp.ToolConfig("t", ["ghost"]))
+        with pytest.raises(trio_mcp.ConfigError, match="expected a ToolConfig"):
+            trio_mcp.Toolset(pool, "t")  # type: ignore[arg-type]
 
 
 # -- toolsets over real servers ---------------------------------------------------------
@@ -116,15 +105,16 @@ async def test_schemas_allow_list_and_collisions(http_server: HttpServer) -> Non
             "both-prefixed", ["a", "b"], allow_tools=["a__echo", "b__add"], prefix_names=True
         ),
     ]
-    async with trio_mcp.open_mcp_pool(servers, tool_configs=configs) as pool:
-        schemas = await pool.toolset("only-a").tool_schemas()
+    async with trio_mcp.open_mcp_pool(servers) as pool:
+        toolsets = {config.alias: trio_mcp.Toolset(pool, config) for config in configs}
+        schemas = await toolsets["only-a"].tool_schemas()
         assert [s["function"]["name"] for s in schemas] == ["echo", "add"]
         assert schemas[1]["function"]["parameters"]["required"] == ["a", "b"]
         with pytest.raises(trio_mcp.ConfigError, match="servers 'a' and 'b' both offer a tool named 'echo'"):
-            await pool.toolset("both").tool_schemas()
-        prefixed = await pool.toolset("both-prefixed").tool_schemas()
+            await toolsets["both"].tool_schemas()
+        prefixed = await toolsets["both-prefixed"].tool_schemas()
         assert [s["function"]["name"] for s in prefixed] == ["a__echo", "b__add"]
-        reply = await pool.toolset("both-prefixed").process_completion_response(
+        reply = await toolsets["both-prefixed"].process_completion_response(
             completion(("1", "a__echo", '{"text": "via a"}'), ("2", "b__add", '{"a": 2, "b": 3}'))
         )
         assert [m["content"] for m in reply[1:]] == ["via a", "5"]
@@ -145,8 +135,8 @@ async def test_process_completion_response(http_server: HttpServer) -> None:
         ("c9", "add", '{"a": "x"}'),  # arguments do not fit the schema
         content="Let me use some tools.",
     )
-    async with trio_mcp.open_mcp_pool({"s": config_for("http", http_server)}, tool_configs=[config]) as pool:
-        toolset = pool.toolset("t")
+    async with trio_mcp.open_mcp_pool({"s": config_for("http", http_server)}) as pool:
+        toolset = trio_mcp.Toolset(pool, config)
         assert toolset.has_tool_calls(response) and toolset.tool_call_count(response) == 9
         messages = await toolset.process_completion_response(response)
         assert messages[0]["role"] == "assistant"
@@ -169,7 +159,7 @@ async def test_process_completion_response(http_server: HttpServer) -> None:
 async def test_openai_sdk_objects_are_accepted(http_server: HttpServer) -> None:
     sdk_response = ChatCompletion.model_validate(completion(("x1", "add", '{"a": 20, "b": 22}')))
     async with trio_mcp.open_mcp_pool({"s": config_for("sse", http_server)}) as pool:
-        toolset = pool.toolset(trio_mcp.ToolConfig("t", ["s"]))
+        toolset = trio_mcp.Toolset(pool, trio_mcp.ToolConfig("t", ["s"]))
         assert toolset.tool_call_count(sdk_response) == 1
         messages = await toolset.process_completion_response(sdk_response)
         assert messages[1] == {"role": "tool", "tool_call_id": "x1", "content": "42"}
@@ -180,7 +170,7 @@ async def test_openai_sdk_objects_are_accepted(http_server: HttpServer) -> None:
 async def test_refusal_runs_nothing() -> None:
     tag = uuid.uuid4().hex
     async with trio_mcp.open_mcp_pool({"s": stdio_server()}) as pool:
-        toolset = pool.toolset(trio_mcp.ToolConfig("t", ["s"], max_tool_call_turns=3))
+        toolset = trio_mcp.Toolset(pool, trio_mcp.ToolConfig("t", ["s"], max_tool_call_turns=3))
         refused = toolset.refuse_completion_response(
             completion(("r1", "slow", json.dumps({"seconds": 0.01, "tag": tag})), ("r2", "echo", "{}"))
         )
@@ -193,7 +183,7 @@ async def test_refusal_runs_nothing() -> None:
 async def test_unavailable_server_is_an_error_message() -> None:
     servers = {"s": stdio_server(), "dead": trio_mcp.StdioServer("/nonexistent/server")}
     async with trio_mcp.open_mcp_pool(servers) as pool:
-        toolset = pool.toolset(trio_mcp.ToolConfig("t", ["s", "dead"]))
+        toolset = trio_mcp.Toolset(pool, trio_mcp.ToolConfig("t", ["s", "dead"]))
         schemas = await toolset.tool_schemas()  # the dead server is left out
         assert "echo" in {s["function"]["name"] for s in schemas}
         messages = await toolset.process_completion_response(completion(("1", "echo", '{"text": "ok"}')))
@@ -223,7 +213,7 @@ async def test_run_tool_loop_until_the_model_stops() -> None:
         return model(messages, tools)
 
     async with trio_mcp.open_mcp_pool({"s": stdio_server()}) as pool:
-        toolset = pool.toolset(trio_mcp.ToolConfig("t", ["s"], allow_tools=["add", "echo"]))
+        toolset = trio_mcp.Toolset(pool, trio_mcp.ToolConfig("t", ["s"], allow_tools=["add", "echo"]))
         conversation = await trio_mcp.run_tool_loop(
             toolset, call_model, [{"role": "user", "content": "1+2?"}]
         )
@@ -248,7 +238,7 @@ async def test_run_tool_loop_refuses_past_the_budget() -> None:
         return model(messages, tools)
 
     async with trio_mcp.open_mcp_pool({"s": stdio_server()}) as pool:
-        toolset = pool.toolset(trio_mcp.ToolConfig("t", ["s"], max_tool_call_turns=2))
+        toolset = trio_mcp.Toolset(pool, trio_mcp.ToolConfig("t", ["s"], max_tool_call_turns=2))
         conversation = await trio_mcp.run_tool_loop(toolset, call_model, [])
     tool_contents = [m["content"] for m in conversation if m["role"] == "tool"]
     assert tool_contents[:2] == ["again", "again"]
@@ -258,8 +248,8 @@ async def test_run_tool_loop_refuses_past_the_budget() -> None:
 
 def test_blocking_toolset_and_loop(http_server: HttpServer) -> None:
     config = trio_mcp.ToolConfig("t", ["s"], allow_tools=["add"])
-    with trio_mcp.start_portal({"s": config_for("http", http_server)}, tool_configs=[config]) as portal:
-        toolset = portal.toolset("t")
+    with trio_mcp.start_portal({"s": config_for("http", http_server)}) as portal:
+        toolset = trio_mcp.BlockingToolset(portal, config)
         assert [s["function"]["name"] for s in toolset.tool_schemas()] == ["add"]
         model = ScriptedModel(completion(("1", "add", '{"a": 4, "b": 5}')), completion(content="9"))
         conversation = toolset.run_tool_loop(model, [{"role": "user", "content": "4+5"}])

@@ -37,11 +37,11 @@ from ._handlers import Handlers as Handlers
 from ._handlers import accept_with_defaults as accept_with_defaults
 from ._loader import load_servers as load_servers
 from ._openai import to_openai_tool as to_openai_tool
+from ._options import PoolOptions as PoolOptions
 from ._pool import MCPPool as MCPPool
 from ._pool import ToolCall as ToolCall
 from ._pool import open_mcp_pool as open_mcp_pool
 from ._pool import serve_mcp_pool as serve_mcp_pool
-from ._portal import BlockingToolset as BlockingToolset
 from ._portal import Portal as Portal
 from ._portal import close_portals as close_portals
 from ._portal import shutdown_all as shutdown_all
@@ -49,6 +49,7 @@ from ._portal import start_portal as start_portal
 from ._results import result_text as result_text
 from ._server import ServerState as ServerState
 from ._server import ServerStatistics as ServerStatistics
+from ._toolset import BlockingToolset as BlockingToolset
 from ._toolset import ToolConfig as ToolConfig
 from ._toolset import Toolset as Toolset
 from ._toolset import run_tool_loop as run_tool_loop
@@ -67,6 +68,7 @@ __all__ = [
     "MCPPool",
     "MCPPoolError",
     "PoolClosedError",
+    "PoolOptions",
     "Portal",
     "ReconnectPolicy",
     "RequestFailedError",

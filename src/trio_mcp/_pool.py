@@ -36,14 +36,13 @@ from ._handlers import (
     Handlers,
     ProgressFunction,
     RootsFunction,
-    check_handlers,
     check_progress_options,
     to_roots,
     watch_handlers,
 )
+from ._options import PoolOptions
 from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession
-from ._toolset import ToolConfig, Toolset
 from ._translate import first_leaf, translate_call_error
 from ._transport import watch_http
 
@@ -52,12 +51,6 @@ __all__ = ["MCPPool", "ToolCall", "coerce_batch", "open_mcp_pool", "serve_mcp_po
 logger = logging.getLogger("trio_mcp")
 
 T = TypeVar("T")
-
-
-def _check_default_timeout(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number of seconds (or math.inf)")
-    return float(value)
 
 
 @attrs.frozen
@@ -112,7 +105,6 @@ class MCPPool:
 
     _slots: dict[str, ServerSlot]
     _validate_arguments: bool
-    _tool_configs: dict[str, ToolConfig] = attrs.field(factory=dict)
     _state: _State = _State.OPEN
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _closing: trio.Event = attrs.field(factory=trio.Event)
@@ -155,22 +147,6 @@ class MCPPool:
                     await nursery.start(slot.serve, nursery)
                 task_status.started()
                 await trio.sleep_forever()
-
-    def toolset(self, config: ToolConfig | str) -> Toolset:
-        """The LLM tool layer for one :class:`ToolConfig` (or the alias of a registered one)."""
-        if self._state is not _State.OPEN:
-            raise PoolClosedError("the pool is closed")
-        if isinstance(config, str):
-            try:
-                config = self._tool_configs[config]
-            except KeyError:
-                known = ", ".join(repr(alias) for alias in self._tool_configs) or "none"
-                raise ConfigError(f"no tool config with alias {config!r} (registered: {known})") from None
-        elif not isinstance(config, ToolConfig):
-            raise ConfigError(f"expected a ToolConfig or an alias, got {type(config).__name__}")
-        else:
-            _check_tool_config(config, self._slots)
-        return Toolset(self, config)
 
     # -- internals ------------------------------------------------------------------
 
@@ -425,13 +401,7 @@ class MCPPool:
         )
 
 
-def _build_slots(
-    servers: Mapping[str, ServerConfig],
-    variables: Mapping[str, str],
-    connect_timeout: float,
-    call_timeout: float,
-    handlers: Handlers | None = None,
-) -> dict[str, ServerSlot]:
+def _build_slots(servers: Mapping[str, ServerConfig], options: PoolOptions) -> dict[str, ServerSlot]:
     if not isinstance(servers, Mapping):
         raise ConfigError("servers must be a mapping of names to server configurations")
     slots: dict[str, ServerSlot] = {}
@@ -446,93 +416,36 @@ def _build_slots(
         slots[name] = ServerSlot(
             name,
             config,
-            variables,
-            connect_timeout=config.connect_timeout or connect_timeout,
-            call_timeout=config.call_timeout or call_timeout,
-            pool_handlers=handlers or Handlers(),
+            options.variables,
+            connect_timeout=config.connect_timeout or options.connect_timeout,
+            call_timeout=config.call_timeout or options.call_timeout,
+            pool_handlers=options.handlers or Handlers(),
         )
     return slots
 
 
-def _check_tool_config(config: ToolConfig, servers: Mapping[str, object]) -> None:
-    for server in config.servers:
-        if server not in servers:
-            raise ConfigError(
-                f"tool config {config.alias!r} names server {server!r}, which is not in the pool"
-            )
-
-
-def _register_tool_configs(
-    configs: Iterable[ToolConfig], servers: Mapping[str, object]
-) -> dict[str, ToolConfig]:
-    registered: dict[str, ToolConfig] = {}
-    for config in configs:
-        if not isinstance(config, ToolConfig):
-            raise ConfigError(f"tool_configs must hold ToolConfig values, got {type(config).__name__}")
-        _check_tool_config(config, servers)
-        if config.alias in registered:
-            raise ConfigError(f"two tool configs share the alias {config.alias!r}")
-        registered[config.alias] = config
-    return registered
-
-
-def _check_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
-    if variables is None:
-        return {}
-    if not isinstance(variables, Mapping):
-        raise ConfigError("variables must be a mapping of names to strings")
-    checked: dict[str, str] = {}
-    for key, value in variables.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            # Never echo the value: variables usually hold secrets.
-            raise ConfigError(f"variable {key!r} must map a string name to a string value")
-        checked[key] = value
-    return checked
-
-
 @asynccontextmanager
 async def open_mcp_pool(
-    servers: Mapping[str, ServerConfig],
-    *,
-    variables: Mapping[str, str] | None = None,
-    connect_timeout: float = 10.0,
-    call_timeout: float = 60.0,
-    validate_arguments: bool = True,
-    tool_configs: Iterable[ToolConfig] = (),
-    handlers: Handlers | None = None,
+    servers: Mapping[str, ServerConfig], options: PoolOptions | None = None, /, **settings: Any
 ) -> AsyncIterator[MCPPool]:
     """Open a pool of MCP servers; close every session and child process on exit.
 
     Args:
-        servers: server name -> :class:`StdioServer`, :class:`StreamableHttpServer`
-            or :class:`SseServer`.
-        variables: values for the ``${name}`` placeholders in remote servers' headers.
-        connect_timeout: seconds allowed to open a session (per server unless the
-            server's config overrides it).
-        call_timeout: the default deadline of each request, in seconds (``math.inf``
-            for none).
-        validate_arguments: check tool names and arguments against the server's tool
-            list before sending (one cached ``tools/list`` per session).
-        tool_configs: :class:`ToolConfig` values for :meth:`MCPPool.toolset`, checked
-            against ``servers`` at once.
-        handlers: the client-side :class:`Handlers` (sampling, elicitation, roots,
-            logging) for every server; a server's own ``handlers`` override them.
+        servers: server name -> :class:`StdioServer`, :class:`StreamableHttpServer`,
+            :class:`SseServer` or :class:`InProcessServer`.
+        options: the pool-wide :class:`PoolOptions`; its fields may also be given as
+            keyword arguments (``call_timeout=5``), which apply on top of it.
 
     Nothing connects until first use. A user exception raised in the body comes out
     unchanged; no ExceptionGroup of the pool's own leaks out.
     """
-    connect_timeout = _check_default_timeout("connect_timeout", connect_timeout)
-    call_timeout = _check_default_timeout("call_timeout", call_timeout)
-    if not isinstance(validate_arguments, bool):
-        raise ConfigError("validate_arguments must be a bool")
-    check_handlers(handlers)
-    slots = _build_slots(servers, _check_variables(variables), connect_timeout, call_timeout, handlers)
-    registered = _register_tool_configs(tool_configs, slots)
+    options = PoolOptions.of(options, settings)
+    slots = _build_slots(servers, options)
     body_error: BaseException | None = None
     pool: MCPPool | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pool = MCPPool(slots, validate_arguments, registered)
+            pool = MCPPool(slots, options.validate_arguments)
             await nursery.start(pool._run)
             try:
                 yield pool
@@ -573,27 +486,17 @@ def _leaf_ids(exc: BaseException) -> set[int]:
 
 async def serve_mcp_pool(
     servers: Mapping[str, ServerConfig],
+    options: PoolOptions | None = None,
+    /,
     *,
-    variables: Mapping[str, str] | None = None,
-    connect_timeout: float = 10.0,
-    call_timeout: float = 60.0,
-    validate_arguments: bool = True,
-    tool_configs: Iterable[ToolConfig] = (),
-    handlers: Handlers | None = None,
     task_status: trio.TaskStatus[MCPPool] = trio.TASK_STATUS_IGNORED,
+    **settings: Any,
 ) -> None:
     """Run a pool in a nursery you own: ``pool = await nursery.start(serve_mcp_pool, servers)``.
 
-    The pool serves until this task is cancelled (or ``pool.close()`` is called).
+    Takes what :func:`open_mcp_pool` takes. The pool serves until this task is
+    cancelled or ``pool.close()`` is called.
     """
-    async with open_mcp_pool(
-        servers,
-        variables=variables,
-        connect_timeout=connect_timeout,
-        call_timeout=call_timeout,
-        validate_arguments=validate_arguments,
-        tool_configs=tool_configs,
-        handlers=handlers,
-    ) as pool:
+    async with open_mcp_pool(servers, options, **settings) as pool:
         task_status.started(pool)
         await pool._closing.wait()

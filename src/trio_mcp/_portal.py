@@ -33,12 +33,12 @@ import trio
 
 from ._config import ServerConfig
 from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
-from ._handlers import Handlers, ProgressFunction, RootsFunction, check_progress_options, is_async_function
+from ._handlers import ProgressFunction, RootsFunction, check_progress_options, is_async_function
+from ._options import PoolOptions
 from ._pool import MCPPool, ToolCall, coerce_batch, open_mcp_pool
 from ._server import ServerStatistics
-from ._toolset import Message, ToolConfig, Toolset, final_message, next_loop_step
 
-__all__ = ["BlockingToolset", "Portal", "close_portals", "shutdown_all", "start_portal"]
+__all__ = ["Portal", "close_portals", "shutdown_all", "start_portal"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -51,13 +51,27 @@ _SIGNAL_POLL_SECONDS = 0.05
 _CALL_OVER = object()
 
 
+class _Unset:
+    """The type of :data:`_UNSET`: an argument not given."""
+
+
+_UNSET = _Unset()
+
+
 class _Job:
     """One blocking call: what to run, and the lock its caller waits on."""
 
-    __slots__ = ("args", "cancelled", "done", "error", "fn", "result", "scope", "timeout")
+    __slots__ = ("args", "cancelled", "done", "error", "fn", "result", "scope", "server", "timeout")
 
-    def __init__(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], timeout: float | None):
+    def __init__(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        timeout: float | None,
+        server: str | None,
+    ):
         self.fn = fn
+        self.server = server
         self.args = args
         self.timeout = timeout
         self.done = threading.Lock()
@@ -115,9 +129,9 @@ class Portal:
 
     # -- the trio side ---------------------------------------------------------------
 
-    async def _main(self, pool_kwargs: dict[str, Any]) -> None:
+    async def _main(self, servers: Mapping[str, ServerConfig], options: PoolOptions) -> None:
         try:
-            async with open_mcp_pool(**pool_kwargs) as pool:
+            async with open_mcp_pool(servers, options) as pool:
                 try:
                     async with trio.open_nursery() as jobs:
                         self._pool, self._jobs = pool, jobs
@@ -171,21 +185,19 @@ class Portal:
                 job.result = await job.fn(*job.args)
             if scope.cancelled_caught:
                 job.error = _cancelled_error(job)
-        except MCPPoolError as pool_error:
-            job.error = pool_error
         except Exception as exc:
-            internal = MCPPoolError(f"internal error in the portal: {type(exc).__name__}")
-            internal.__cause__ = exc
-            job.error = internal
+            # The pool's own methods raise only MCPPoolError; a function given to
+            # Portal.call may raise anything, and its caller gets it as it is.
+            job.error = exc
         except BaseException:
             job.error = PoolClosedError("the portal closed while the call was in flight")
             raise
         finally:
             self._finish(job, None)
 
-    def _thread_main(self, pool_kwargs: dict[str, Any]) -> None:
+    def _thread_main(self, servers: Mapping[str, ServerConfig], options: PoolOptions) -> None:
         try:
-            trio.run(self._main, pool_kwargs)
+            trio.run(self._main, servers, options)
         # Not inside trio any more (the run is over): nothing to re-raise for it.
         except BaseException as exc:  # noqa: ASYNC103
             if self._startup_error is None and not self._ready.is_set():
@@ -218,8 +230,13 @@ class Portal:
         timeout: float | None,
         *,
         wait: Callable[[_Job], None] | None = None,
+        server: str | _Unset | None = _UNSET,
     ) -> T:
+        """Run ``fn(*args)`` in the trio thread. ``server`` names the server concerned
+        (for a timeout's message); by default it is the first argument, if a string."""
         _check_timeout(timeout)
+        if isinstance(server, _Unset):
+            server = args[0] if args and isinstance(args[0], str) else None
         if self._pid != os.getpid():
             raise PoolClosedError(
                 "this portal was started in another process (before a fork); its thread "
@@ -230,7 +247,7 @@ class Portal:
                 "a portal method was called from the portal's own trio thread, which would "
                 "deadlock; inside trio, await the pool's methods instead"
             )
-        job = _Job(fn, args, timeout)
+        job = _Job(fn, args, timeout, server)
         with self._lock:
             if self._dead is not None:
                 raise PoolClosedError(self._dead)
@@ -262,6 +279,30 @@ class Portal:
             raise job.error
         result: T = job.result
         return result
+
+    def call(self, async_fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None) -> T:
+        """Run ``await async_fn(*args)`` in the portal's trio thread; block until it is done.
+
+        The portal's own methods are built on this; use it for anything else you want
+        done in trio — typically several pool calls in one hop::
+
+            async def both(pool_a, pool_b): ...
+            portal.call(lambda: some_async_function(portal.pool, ...), timeout=5)
+
+        ``timeout`` (seconds) cancels ``async_fn`` when it passes and raises
+        :class:`ToolCallTimeout`. Any number of threads may call at once; the calls
+        run concurrently in the portal's nursery. Whatever ``async_fn`` raises is
+        raised here, as it is.
+        """
+        if not callable(async_fn):
+            raise TypeError(f"portal.call needs an async function, not {type(async_fn).__name__}")
+        return self._call(async_fn, args, timeout, server=None)
+
+    @property
+    def pool(self) -> MCPPool:
+        """The portal's pool. Its methods are awaited in the portal's trio thread only —
+        inside a function given to :meth:`call`; other threads use the portal's methods."""
+        return self._running_pool()
 
     def _running_pool(self) -> MCPPool:
         pool, dead = self._pool, self._dead
@@ -380,10 +421,6 @@ class Portal:
 
         return self._call(snapshot, (), None)
 
-    def toolset(self, config: ToolConfig | str) -> BlockingToolset:
-        """The LLM tool layer for one :class:`ToolConfig` (or a registered alias), blocking."""
-        return BlockingToolset(self, self._running_pool().toolset(config))
-
     # -- closing ----------------------------------------------------------------------
 
     def _request_stop(self) -> None:
@@ -454,69 +491,9 @@ def _cancelled_error(job: _Job) -> MCPPoolError:
     if job.cancelled:
         # Its caller was interrupted (Ctrl-C) and has gone; this is for the record.
         return PoolClosedError("the call was abandoned: its caller was interrupted")
-    server = job.args[0] if job.args and isinstance(job.args[0], str) else None
     name = getattr(job.fn, "__name__", "the call")
-    return ToolCallTimeout(
-        f"{name} on server {server!r} did not finish within {job.timeout:g}s", server=server
-    )
-
-
-class BlockingToolset:
-    """A :class:`Toolset` for threaded code: the same methods, blocking, through a portal."""
-
-    def __init__(self, portal: Portal, toolset: Toolset) -> None:
-        self._portal = portal
-        self._toolset = toolset
-
-    def __repr__(self) -> str:
-        return f"<BlockingToolset alias={self.alias!r}>"
-
-    @property
-    def alias(self) -> str:
-        return self._toolset.alias
-
-    @property
-    def config(self) -> ToolConfig:
-        return self._toolset.config
-
-    def tool_schemas(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
-        """The tools this config offers, as OpenAI function tools."""
-        return self._portal._call(self._toolset.tool_schemas, (), timeout)
-
-    has_tool_calls = staticmethod(Toolset.has_tool_calls)
-    tool_call_count = staticmethod(Toolset.tool_call_count)
-
-    def process_completion_response(self, response: Any, *, timeout: float | None = None) -> list[Message]:
-        """Run the response's tool calls in parallel (in the portal); return the messages."""
-        return self._portal._call(self._toolset.process_completion_response, (response,), timeout)
-
-    def refuse_completion_response(self, response: Any) -> list[Message]:
-        """Answer every tool call with a budget-exhausted refusal; nothing is run."""
-        return self._toolset.refuse_completion_response(response)
-
-    def run_tool_loop(
-        self, call_model: Callable[[list[Message], list[dict[str, Any]]], Any], messages: Iterable[Message]
-    ) -> list[Message]:
-        """The blocking form of :func:`run_tool_loop`: ``call_model`` runs in your thread."""
-        conversation = list(messages)
-        tools = self.tool_schemas()
-        turns, refused = 0, False
-        while True:
-            response = call_model(conversation, tools)
-            step = next_loop_step(
-                self.config.max_tool_call_turns, turns, refused, self.has_tool_calls(response)
-            )
-            if step == "answer":
-                conversation.append(final_message(response))
-                return conversation
-            if step == "run":
-                conversation.extend(self.process_completion_response(response))
-                turns += 1
-                continue
-            conversation.extend(self.refuse_completion_response(response))
-            if step == "stop":
-                return conversation
-            refused = True
+    where = f" on server {job.server!r}" if job.server is not None else ""
+    return ToolCallTimeout(f"{name}{where} did not finish within {job.timeout:g}s", server=job.server)
 
 
 def _enqueue(updates: queue.SimpleQueue[Any]) -> ProgressFunction:
@@ -546,31 +523,18 @@ def _deliver_progress(updates: queue.SimpleQueue[Any], progress: Callable[..., A
 
 
 def start_portal(
-    servers: Mapping[str, ServerConfig],
-    *,
-    variables: Mapping[str, str] | None = None,
-    connect_timeout: float = 10.0,
-    call_timeout: float = 60.0,
-    validate_arguments: bool = True,
-    tool_configs: Iterable[ToolConfig] = (),
-    handlers: Handlers | None = None,
+    servers: Mapping[str, ServerConfig], options: PoolOptions | None = None, /, **settings: Any
 ) -> Portal:
     """Start a portal thread running a pool of ``servers``; return once it is ready.
 
-    Takes the same arguments as :func:`open_mcp_pool`; a configuration error is
-    raised here, in the caller's thread.
+    Takes what :func:`open_mcp_pool` takes (a :class:`PoolOptions`, or its fields as
+    keyword arguments); a configuration error is raised here, in the caller's thread.
     """
+    options = PoolOptions.of(options, settings)
     portal = Portal()
-    kwargs: dict[str, Any] = {
-        "servers": servers,
-        "variables": variables,
-        "connect_timeout": connect_timeout,
-        "call_timeout": call_timeout,
-        "validate_arguments": validate_arguments,
-        "tool_configs": tuple(tool_configs),
-        "handlers": handlers,
-    }
-    thread = threading.Thread(target=portal._thread_main, args=(kwargs,), name="trio-mcp-portal", daemon=True)
+    thread = threading.Thread(
+        target=portal._thread_main, args=(servers, options), name="trio-mcp-portal", daemon=True
+    )
     portal._thread = thread
     thread.start()
     portal._ready.wait()

@@ -1,12 +1,18 @@
 """The LLM tool layer: which tools a model may use, and running the calls it makes.
 
 A :class:`ToolConfig` names servers, an optional allow-list, a turn budget and a
-per-call deadline. A :class:`Toolset` applies one config to a pool: it turns the
-servers' tools into OpenAI tool schemas and executes the tool calls in a model's
-completion — in parallel, each answered by exactly one tool message. Anything the
-model gets wrong (a tool outside the allow-list, an unknown tool, arguments that are
-not JSON) and anything that fails (a timeout, a server that is down) becomes an
-error *message* for the model, never an exception for the application.
+per-call deadline. A :class:`Toolset` applies one config to a pool —
+``Toolset(pool, config)`` — it turns the servers' tools into OpenAI tool schemas and
+executes the tool calls in a model's completion, in parallel, each answered by exactly
+one tool message. Anything the model gets wrong (a tool outside the allow-list, an
+unknown tool, arguments that are not JSON) and anything that fails (a timeout, a
+server that is down) becomes an error *message* for the model, never an exception
+for the application. :class:`BlockingToolset` is the same for threaded code, on a
+portal: ``BlockingToolset(portal, config)``.
+
+This layer is a client of the pool and the portal; neither knows it exists. The tool
+loop is written once (:func:`_tool_loop`, a generator that says what to do next) and
+driven by an async and a blocking driver.
 """
 
 from __future__ import annotations
@@ -15,21 +21,22 @@ import json
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import mcp.types as types
 import trio
 
-from ._errors import ConfigError, MCPPoolError
+from ._errors import ConfigError, MCPPoolError, PoolClosedError
 from ._openai import ParsedToolCall, assistant_message, to_openai_tool, tool_calls_of
 from ._results import result_text
 
 if TYPE_CHECKING:
     from ._pool import MCPPool
+    from ._portal import Portal
 
-__all__ = ["ToolConfig", "Toolset", "run_tool_loop"]
+__all__ = ["BlockingToolset", "ToolConfig", "Toolset", "run_tool_loop"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -88,7 +95,7 @@ class ToolConfig:
     """Which tools a model may use, and how much.
 
     Args:
-        alias: the name this config is registered and looked up by.
+        alias: a name for this config (it names the toolset in logs and errors).
         servers: the pool's servers whose tools are offered.
         allow_tools: if given, only these tools (by tool name, or by prefixed name)
             are offered and may be called.
@@ -116,12 +123,28 @@ class _Entry:
     tool: types.Tool
 
 
+def _check_applicable(config: object, servers: Sequence[str], closed: bool) -> None:
+    """A toolset needs an open pool that has every server its config names."""
+    if not isinstance(config, ToolConfig):
+        raise ConfigError(f"expected a ToolConfig, got {type(config).__name__}")
+    if closed:
+        raise PoolClosedError("the pool is closed")
+    for server in config.servers:
+        if server not in servers:
+            raise ConfigError(
+                f"tool config {config.alias!r} names server {server!r}, which is not in the pool"
+            )
+
+
 @attrs.define(eq=False)
 class Toolset:
-    """One :class:`ToolConfig` applied to a pool (get it with ``pool.toolset(...)``)."""
+    """One :class:`ToolConfig` applied to a pool: ``Toolset(pool, config)``."""
 
     pool: MCPPool
     config: ToolConfig
+
+    def __attrs_post_init__(self) -> None:
+        _check_applicable(self.config, self.pool.servers, self.pool.closed)
 
     @property
     def alias(self) -> str:
@@ -239,15 +262,7 @@ class Toolset:
         Each tool answer says the tool-call budget is exhausted, so the model should
         answer with what it has.
         """
-        calls = tool_calls_of(response)
-        refusal = (
-            f"Error: the tool-call budget ({self.max_tool_call_turns} turns) is exhausted; "
-            "this tool was not run. Answer with the information you already have."
-        )
-        return [
-            assistant_message(response, calls),
-            *({"role": "tool", "tool_call_id": call.id, "content": refusal} for call in calls),
-        ]
+        return _refusal(response, self.max_tool_call_turns)
 
 
 def final_message(response: Any) -> Message:
@@ -257,18 +272,60 @@ def final_message(response: Any) -> Message:
     return message
 
 
-def next_loop_step(max_turns: int, turns: int, refused: bool, has_tool_calls: bool) -> str:
-    """What the tool loop does with the model's latest response (shared by both forms).
+@attrs.frozen
+class _CallModel:
+    """Loop step: ask the model (the driver sends back its response)."""
 
-    ``"answer"``: no tool calls, the conversation is done; ``"run"``: execute the calls;
-    ``"refuse"``: the budget is spent, refuse and give the model one last turn;
-    ``"stop"``: it called tools on its last turn too, refuse and stop.
+    conversation: list[Message]
+    tools: list[dict[str, Any]]
+
+
+@attrs.frozen
+class _RunTools:
+    """Loop step: run the response's tool calls (the driver sends back the messages)."""
+
+    response: Any
+
+
+_Step = _CallModel | _RunTools
+
+
+def _tool_loop(
+    max_turns: int, tools: list[dict[str, Any]], messages: Iterable[Message]
+) -> Generator[_Step, Any, list[Message]]:
+    """The tool loop, once, for both drivers: yields what to do, returns the conversation.
+
+    After ``max_turns`` rounds of tool calls, further calls are refused (nothing is run)
+    and the model gets one last turn; if it calls tools then too, the loop stops.
     """
-    if not has_tool_calls:
-        return "answer"
-    if refused:
-        return "stop"
-    return "refuse" if turns >= max_turns else "run"
+    conversation = list(messages)
+    turns, refused = 0, False
+    while True:
+        response = yield _CallModel(conversation, tools)
+        calls = tool_calls_of(response)
+        if not calls:
+            conversation.append(final_message(response))
+            return conversation
+        if not refused and turns < max_turns:
+            conversation.extend((yield _RunTools(response)))
+            turns += 1
+            continue
+        conversation.extend(_refusal(response, max_turns))
+        if refused:
+            return conversation
+        refused = True
+
+
+def _refusal(response: Any, max_turns: int) -> list[Message]:
+    calls = tool_calls_of(response)
+    refusal = (
+        f"Error: the tool-call budget ({max_turns} turns) is exhausted; "
+        "this tool was not run. Answer with the information you already have."
+    )
+    return [
+        assistant_message(response, calls),
+        *({"role": "tool", "tool_call_id": call.id, "content": refusal} for call in calls),
+    ]
 
 
 async def run_tool_loop(
@@ -282,20 +339,74 @@ async def run_tool_loop(
     After ``max_tool_call_turns`` rounds of tool calls, further calls are refused and
     the model gets one last turn to answer. Returns the whole conversation.
     """
-    conversation = list(messages)
-    tools = await toolset.tool_schemas()
-    turns, refused = 0, False
-    while True:
-        response = await call_model(conversation, tools)
-        step = next_loop_step(toolset.max_tool_call_turns, turns, refused, toolset.has_tool_calls(response))
-        if step == "answer":
-            conversation.append(final_message(response))
+    loop = _tool_loop(toolset.max_tool_call_turns, await toolset.tool_schemas(), messages)
+    answer: Any = None
+    try:
+        while True:
+            step = loop.send(answer)
+            if isinstance(step, _CallModel):
+                answer = await call_model(step.conversation, step.tools)
+            else:
+                answer = await toolset.process_completion_response(step.response)
+    except StopIteration as done:
+        conversation: list[Message] = done.value
+        return conversation
+
+
+class BlockingToolset:
+    """A :class:`Toolset` for threaded code, on a portal: ``BlockingToolset(portal, config)``.
+
+    The same methods, blocking; each runs in the portal's trio thread through
+    :meth:`Portal.call`, so any number of threads may use one toolset at once.
+    """
+
+    def __init__(self, portal: Portal, config: ToolConfig) -> None:
+        self._portal = portal
+        self._toolset = Toolset(portal.pool, config)
+
+    def __repr__(self) -> str:
+        return f"<BlockingToolset alias={self.alias!r}>"
+
+    @property
+    def alias(self) -> str:
+        return self._toolset.alias
+
+    @property
+    def config(self) -> ToolConfig:
+        return self._toolset.config
+
+    @property
+    def max_tool_call_turns(self) -> int:
+        return self._toolset.max_tool_call_turns
+
+    def tool_schemas(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """The tools this config offers, as OpenAI function tools."""
+        return self._portal.call(self._toolset.tool_schemas, timeout=timeout)
+
+    has_tool_calls = staticmethod(Toolset.has_tool_calls)
+    tool_call_count = staticmethod(Toolset.tool_call_count)
+
+    def process_completion_response(self, response: Any, *, timeout: float | None = None) -> list[Message]:
+        """Run the response's tool calls in parallel (in the portal); return the messages."""
+        return self._portal.call(self._toolset.process_completion_response, response, timeout=timeout)
+
+    def refuse_completion_response(self, response: Any) -> list[Message]:
+        """Answer every tool call with a budget-exhausted refusal; nothing is run."""
+        return self._toolset.refuse_completion_response(response)
+
+    def run_tool_loop(
+        self, call_model: Callable[[list[Message], list[dict[str, Any]]], Any], messages: Iterable[Message]
+    ) -> list[Message]:
+        """The blocking form of :func:`run_tool_loop`: ``call_model`` runs in your thread."""
+        loop = _tool_loop(self.max_tool_call_turns, self.tool_schemas(), messages)
+        answer: Any = None
+        try:
+            while True:
+                step = loop.send(answer)
+                if isinstance(step, _CallModel):
+                    answer = call_model(step.conversation, step.tools)
+                else:
+                    answer = self.process_completion_response(step.response)
+        except StopIteration as done:
+            conversation: list[Message] = done.value
             return conversation
-        if step == "run":
-            conversation.extend(await toolset.process_completion_response(response))
-            turns += 1
-            continue
-        conversation.extend(toolset.refuse_completion_response(response))
-        if step == "stop":
-            return conversation
-        refused = True
