@@ -17,6 +17,9 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
     ├── RequestFailedError                 the server answered with a JSON-RPC error
+    │   └── MalformedResponseError         the answer broke the protocol: unparsable, nested
+    │       │                              too deeply, or a listing whose pages never end
+    │       └── ResponseTooLargeError      the answer exceeded the server's max_message_bytes
     └── PoolClosedError                    the pool (or portal) is closed or closing
 
 A tool that *runs* and fails is not an exception: MCP returns it as a
@@ -33,8 +36,10 @@ __all__ = [
     "ConfigError",
     "InvalidArgumentsError",
     "MCPPoolError",
+    "MalformedResponseError",
     "PoolClosedError",
     "RequestFailedError",
+    "ResponseTooLargeError",
     "ServerDisconnectedError",
     "ServerOverloadedError",
     "ServerUnavailableError",
@@ -114,6 +119,21 @@ class RequestFailedError(MCPPoolError):
     def __init__(self, message: str, *, server: str | None = None, code: int) -> None:
         super().__init__(message, server=server)
         self.code = code
+
+
+class MalformedResponseError(RequestFailedError):
+    """The server's answer broke the protocol; the request failed, the session lives on.
+
+    Its answer could not be parsed (not JSON-RPC, or nested deeper than the parser
+    allows), or a listing's pages never ended (a cursor repeated, or too many pages).
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, code: int = -32603) -> None:
+        super().__init__(message, server=server, code=code)
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """A message from the server exceeded its ``max_message_bytes``; it was discarded unread."""
 
 
 class PoolClosedError(MCPPoolError):

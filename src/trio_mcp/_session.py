@@ -11,9 +11,9 @@ caller's cancel scope *is* the request's cancel scope — cancelling it sends
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import mcp.types as types
@@ -25,16 +25,41 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ._config import InProcessServer, ServerConfig
-from ._errors import InvalidArgumentsError, UnknownToolError
+from ._errors import InvalidArgumentsError, MalformedResponseError, UnknownToolError
 from ._transport import open_transport
 from ._version import CLIENT_INFO
 
-__all__ = ["LiveSession", "open_live_session"]
+__all__ = ["LiveSession", "open_live_session", "walk_pages"]
 
 logger = logging.getLogger("trio_mcp")
 
-# A server whose tools/list never ends cannot make us loop forever.
-_MAX_TOOL_PAGES = 1000
+# A listing whose pages never end (each with a new cursor) cannot make us loop forever.
+MAX_PAGES = 1000
+
+_Page = TypeVar("_Page", types.ListToolsResult, types.ListResourcesResult, types.ListPromptsResult)
+
+
+async def walk_pages(server: str, what: str, fetch: Callable[[str | None], Awaitable[_Page]]) -> list[_Page]:
+    """Every page of a paginated listing, refusing a cursor seen before or too many pages."""
+    pages: list[_Page] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    while len(pages) < MAX_PAGES:
+        page = await fetch(cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if not cursor:
+            return pages
+        if cursor in seen:
+            raise MalformedResponseError(
+                f"server {server!r} answered {what} with a cursor it had already sent: "
+                "the listing would never end",
+                server=server,
+            )
+        seen.add(cursor)
+    raise MalformedResponseError(
+        f"server {server!r} answered {what} with more than {MAX_PAGES} pages", server=server
+    )
 
 
 @attrs.define(eq=False)
@@ -90,18 +115,11 @@ class LiveSession:
         """Fetch every page of tools/list, in the session's nursery, for all waiters."""
         self.list_requests += 1
         try:
-            tools: list[types.Tool] = []
-            cursor: str | None = None
-            # Every page is a request, and so a checkpoint.
-            with trio.move_on_after(self._request_timeout) as scope:  # noqa: ASYNC912
-                for _ in range(_MAX_TOOL_PAGES):
-                    page = await self.client.list_tools(cursor=cursor, cache_mode="bypass")
-                    tools.extend(page.tools)
-                    cursor = page.next_cursor
-                    if not cursor:
-                        break
+            with trio.move_on_after(self._request_timeout) as scope:
+                pages = await walk_pages(self.server, "tools/list", self._tools_page)
             if scope.cancelled_caught:
                 raise TimeoutError("tools/list timed out")
+            tools = [tool for page in pages for tool in page.tools]
             fetch.tools = tools
             if fetch.generation == self._generation:
                 self._tools = tools
@@ -117,6 +135,9 @@ class LiveSession:
             if self._fetch is fetch:
                 self._fetch = None
             fetch.done.set()
+
+    def _tools_page(self, cursor: str | None) -> Awaitable[types.ListToolsResult]:
+        return self.client.list_tools(cursor=cursor, cache_mode="bypass")
 
     # -- tools/call ---------------------------------------------------------------
 
@@ -157,7 +178,7 @@ class LiveSession:
         if validate:
             try:
                 tool = await self._lookup_tool(name)
-            except MCPError:
+            except (MCPError, MalformedResponseError):
                 tool = None  # a server that cannot list tools may still call them
             else:
                 if tool is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from mcp.shared.message import SessionMessage
 
 from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import ServerUnavailableError
+from ._stdio import stdio_transport
 
 __all__ = ["open_transport"]
 
@@ -116,13 +118,13 @@ def _build(name: str, config: ServerConfig, rendered: dict[str, str]) -> Transpo
                 f"server {name!r}: working directory {str(config.cwd)!r} does not exist",
                 server=name,
             )
-        params = StdioServerParameters(
-            command=_resolve_command(name, config),
-            args=list(config.args),
-            env=rendered if config.env is not None else None,
-            cwd=config.cwd,
-        )
-        return stdio_client(params)
+        command = _resolve_command(name, config)
+        env = rendered if config.env is not None else None
+        if sys.platform == "win32":  # no process groups: the SDK's Job Objects instead
+            return stdio_client(
+                StdioServerParameters(command=command, args=list(config.args), env=env, cwd=config.cwd)
+            )
+        return stdio_transport(name, command, list(config.args), env, config.cwd, config.max_message_bytes)
     if isinstance(config, SseServer):
         return sse_client(config.url, headers=rendered)
     return _streamable_http(config.url, rendered)

@@ -16,7 +16,8 @@ Tools:
 - ``whoami()`` returns the request headers it saw that start with ``x-test-``;
 - ``pid()`` returns the server's process id;
 - ``close_stdout()`` closes stdout and keeps running; ``garbage()`` writes a non-JSON line;
-- with ``TEST_SERVER_EXTRA_TOOLS=N`` in its environment it offers N more tools.
+- with ``TEST_SERVER_EXTRA_TOOLS=N`` in its environment it offers N more tools;
+- ``blob(size)`` returns a text of ``size`` bytes (large-result measurements).
 """
 
 from __future__ import annotations
@@ -194,6 +195,12 @@ def greeting() -> str:
 def summarize(topic: str) -> str:
     """A one-message prompt."""
     return f"Please summarize {topic}."
+
+
+@server.tool()
+def blob(size: int) -> str:
+    """A text of ``size`` bytes."""
+    return "x" * size
 
 
 def _serve_http() -> None:
