@@ -299,12 +299,10 @@ class _Link:
         if request_id is not None:
             await self.deliver(_carrier(request_id, error, error.code))
         elif is_response:
-            logger.warning(
-                "server %r: %s; whose answer it was is unknown, so the session ends", self.server, error
-            )
+            logger.warning("%s; whose answer it was is unknown, so the session ends", error)
             self.end_session()
         else:
-            logger.warning("server %r: %s (not a response, so no call failed)", self.server, error)
+            logger.warning("%s (not a response, so no call failed)", error)
 
     # -- client to server -----------------------------------------------------------
 
