@@ -172,6 +172,7 @@ def test_max_message_bytes_has_a_generous_default() -> None:
         (b'{"method":"x","params":{"a":[1]},"jsonrpc":"2.0","id":7}', (False, None)),
         (b"Server started on stdio", (False, None)),
         (b'{"no":"keys of interest"}', (False, None)),
+        (b'{"\\q":1,"id":"\\x","result":{', (True, None)),  # invalid escapes are unreadable
     ],
 )
 def test_the_id_of_an_unusable_line_is_read_from_its_ends(line: bytes, expected: tuple[bool, Any]) -> None:

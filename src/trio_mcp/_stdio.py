@@ -75,25 +75,32 @@ _TRAILING_PAIRS = re.compile(rb"(?:,\s*" + _STRING + rb"\s*:\s*(?:" + _SCALAR + 
 _TRAILING_PAIR = re.compile(rb",\s*(" + _STRING + rb")\s*:\s*(" + _SCALAR + rb")")
 
 
-def _visible_pairs(head: bytes | bytearray, tail: bytes | bytearray) -> dict[str, bytes | None]:
+def _decode(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError:  # an invalid escape or encoding: such a key or id is unreadable
+        return None
+
+
+def _visible_pairs(head: bytes | bytearray, tail: bytes | bytearray) -> dict[object, bytes | None]:
     """The top-level keys of a JSON object readable from its two ends (scalar values only).
 
     A JSON-RPC message has at most one nested top-level value (``params``, ``result``
     or ``error``), so every other key is before it, in ``head``, or after it, in ``tail``.
     """
-    pairs: dict[str, bytes | None] = {}
+    pairs: dict[object, bytes | None] = {}
     opened = _OPEN.match(head)
     if opened is None:
         return pairs
     position = opened.end()
     while (pair := _LEADING_PAIR.match(head, position)) is not None:
-        pairs[json.loads(pair[1])] = pair[2]
+        pairs[_decode(pair[1])] = pair[2]
         if pair[2] is None or pair[3] == b"}":
             break
         position = pair.end()
     if (closing := _TRAILING_PAIRS.search(tail)) is not None:
         for pair in _TRAILING_PAIR.finditer(closing[0]):
-            pairs[json.loads(pair[1])] = pair[2]
+            pairs[_decode(pair[1])] = pair[2]
     return pairs
 
 
@@ -103,7 +110,7 @@ def response_id(head: bytes | bytearray, tail: bytes | bytearray) -> tuple[bool,
     if "method" in pairs or not pairs.keys() & {"result", "error", "id"}:
         return False, None
     raw = pairs.get("id")
-    value = json.loads(raw) if raw is not None else None
+    value = _decode(raw) if raw is not None else None
     if isinstance(value, bool) or not isinstance(value, int | str):
         return True, None
     return True, value
