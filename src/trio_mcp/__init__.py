@@ -23,9 +23,11 @@ from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import ConfigError as ConfigError
 from ._errors import HandlerError as HandlerError
 from ._errors import InvalidArgumentsError as InvalidArgumentsError
+from ._errors import MalformedResponseError as MalformedResponseError
 from ._errors import MCPPoolError as MCPPoolError
 from ._errors import PoolClosedError as PoolClosedError
 from ._errors import RequestFailedError as RequestFailedError
+from ._errors import ResponseTooLargeError as ResponseTooLargeError
 from ._errors import ServerDisconnectedError as ServerDisconnectedError
 from ._errors import ServerOverloadedError as ServerOverloadedError
 from ._errors import ServerUnavailableError as ServerUnavailableError
@@ -67,11 +69,13 @@ __all__ = [
     "Limits",
     "MCPPool",
     "MCPPoolError",
+    "MalformedResponseError",
     "PoolClosedError",
     "PoolOptions",
     "Portal",
     "ReconnectPolicy",
     "RequestFailedError",
+    "ResponseTooLargeError",
     "ServerConfig",
     "ServerDisconnectedError",
     "ServerOverloadedError",

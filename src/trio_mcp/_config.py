@@ -37,6 +37,9 @@ Mode: TypeAlias = Literal["auto", "legacy"]
 _MODES = ("auto", "legacy")
 # RFC 9110 token characters: what an HTTP header name may contain.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+#: Generous: an SDK-built server sends a 50 MB text result twice over (as content and
+#: as structured content), and a message this large already takes a second to decode.
+DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 
 
 def redact_url(url: str) -> str:
@@ -270,6 +273,9 @@ class StdioServer(_ServerOptions):
         default=None, converter=_to_str_map, validator=_check_env, repr=_names_only
     )
     cwd: str | Path | None = attrs.field(default=None, validator=_check_cwd)
+    #: The largest message the server may send (bytes, one JSON-RPC line). A larger
+    #: one is discarded unread and its request fails with :class:`ResponseTooLargeError`.
+    max_message_bytes: int = attrs.field(default=DEFAULT_MAX_MESSAGE_BYTES, kw_only=True, validator=_whole)
 
 
 @attrs.frozen(field_transformer=_options_last)

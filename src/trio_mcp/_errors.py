@@ -19,6 +19,9 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
     ├── RequestFailedError                 the server answered with a JSON-RPC error
+    │   └── MalformedResponseError         the answer broke the protocol: unparsable, nested
+    │       │                              too deeply, or a listing whose pages never end
+    │       └── ResponseTooLargeError      the answer exceeded the server's max_message_bytes
     ├── HandlerError                       a client-side handler (sampling, elicitation,
     │                                      roots) failed or refused the server's request
     └── PoolClosedError                    the pool (or portal) is closed or closing
@@ -39,8 +42,10 @@ __all__ = [
     "HandlerError",
     "InvalidArgumentsError",
     "MCPPoolError",
+    "MalformedResponseError",
     "PoolClosedError",
     "RequestFailedError",
+    "ResponseTooLargeError",
     "ServerDisconnectedError",
     "ServerOverloadedError",
     "ServerUnavailableError",
@@ -152,6 +157,21 @@ class HandlerError(MCPPoolError):
         super().__init__(message, server=server)
         #: Which handler: ``"sampling"``, ``"elicitation"`` or ``"roots"``.
         self.handler = handler
+
+
+class MalformedResponseError(RequestFailedError):
+    """The server's answer broke the protocol; the request failed, the session lives on.
+
+    Its answer could not be parsed (not JSON-RPC, or nested deeper than the parser
+    allows), or a listing's pages never ended (a cursor repeated, or too many pages).
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, code: int = -32603) -> None:
+        super().__init__(message, server=server, code=code)
+
+
+class ResponseTooLargeError(MalformedResponseError):
+    """A message from the server exceeded its ``max_message_bytes``; it was discarded unread."""
 
 
 class PoolClosedError(MCPPoolError):

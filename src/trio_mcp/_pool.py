@@ -42,7 +42,7 @@ from ._handlers import (
 )
 from ._options import PoolOptions
 from ._server import ServerSlot, ServerStatistics
-from ._session import LiveSession
+from ._session import LiveSession, walk_pages
 from ._translate import first_leaf, translate_call_error
 from ._transport import watch_http
 
@@ -356,14 +356,11 @@ class MCPPool:
         """Every resource ``server`` offers (all pages)."""
 
         async def walk(live: LiveSession) -> list[types.Resource]:
-            resources: list[types.Resource] = []
-            cursor: str | None = None
-            while True:
-                page = await live.client.list_resources(cursor=cursor, cache_mode="bypass")
-                resources.extend(page.resources)
-                cursor = page.next_cursor
-                if not cursor:
-                    return resources
+            def fetch(cursor: str | None) -> Awaitable[types.ListResourcesResult]:
+                return live.client.list_resources(cursor=cursor, cache_mode="bypass")
+
+            pages = await walk_pages(server, "resources/list", fetch)
+            return [resource for page in pages for resource in page.resources]
 
         return await self._request(server, "resources/list", walk)
 
@@ -378,14 +375,11 @@ class MCPPool:
         """Every prompt ``server`` offers (all pages)."""
 
         async def walk(live: LiveSession) -> list[types.Prompt]:
-            prompts: list[types.Prompt] = []
-            cursor: str | None = None
-            while True:
-                page = await live.client.list_prompts(cursor=cursor, cache_mode="bypass")
-                prompts.extend(page.prompts)
-                cursor = page.next_cursor
-                if not cursor:
-                    return prompts
+            def fetch(cursor: str | None) -> Awaitable[types.ListPromptsResult]:
+                return live.client.list_prompts(cursor=cursor, cache_mode="bypass")
+
+            pages = await walk_pages(server, "prompts/list", fetch)
+            return [prompt for page in pages for prompt in page.prompts]
 
         return await self._request(server, "prompts/list", walk)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import mcp.types as types
@@ -26,19 +26,46 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from ._config import InProcessServer, ServerConfig
-from ._errors import InvalidArgumentsError, ToolCallTimeout, UnknownToolError
+from ._errors import InvalidArgumentsError, MalformedResponseError, ToolCallTimeout, UnknownToolError
 from ._handlers import Handlers, ProgressFunction, ServerHandlers
 from ._shared import SharedOutcome
 from ._translate import translate_connect_error
 from ._transport import open_transport, watch_http
 from ._version import CLIENT_INFO
 
-__all__ = ["LiveSession", "open_live_session"]
+__all__ = ["LiveSession", "open_live_session", "walk_pages"]
 
 logger = logging.getLogger("trio_mcp")
 
-# A server whose tools/list never ends cannot make us loop forever.
-_MAX_TOOL_PAGES = 1000
+# A listing whose pages never end (each with a new cursor) cannot make us loop forever.
+MAX_PAGES = 1000
+
+_Page = TypeVar("_Page", types.ListToolsResult, types.ListResourcesResult, types.ListPromptsResult)
+
+
+async def walk_pages(server: str, what: str, fetch: Callable[[str | None], Awaitable[_Page]]) -> list[_Page]:
+    """Every page of a paginated listing, refusing a cursor seen before or too many pages."""
+    pages: list[_Page] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    while len(pages) < MAX_PAGES:
+        page = await fetch(cursor)
+        pages.append(page)
+        cursor = page.next_cursor
+        if not cursor:
+            return pages
+        if cursor in seen:
+            raise MalformedResponseError(
+                f"server {server!r} answered {what} with a cursor it had already sent: "
+                "the listing would never end",
+                server=server,
+            )
+        seen.add(cursor)
+    raise MalformedResponseError(
+        f"server {server!r} answered {what} with more than {MAX_PAGES} pages", server=server
+    )
+
+
 # A dropped subscriptions/listen stream is opened again after this long (doubling).
 _RELISTEN_INITIAL = 0.05
 _RELISTEN_MAX = 5.0
@@ -126,19 +153,12 @@ class LiveSession:
         """Fetch every page of tools/list, in the session's nursery, for all waiters."""
         self.list_requests += 1
         try:
-            tools: list[types.Tool] = []
-            cursor: str | None = None
-            # Every page is a request, and so a checkpoint.
-            with trio.move_on_after(self._request_timeout) as scope:  # noqa: ASYNC912
-                for _ in range(_MAX_TOOL_PAGES):
-                    page = await self.client.list_tools(cursor=cursor, cache_mode="bypass")
-                    tools.extend(page.tools)
-                    cursor = page.next_cursor
-                    if not cursor:
-                        break
+            with trio.move_on_after(self._request_timeout) as scope:
+                pages = await walk_pages(self.server, "tools/list", self._tools_page)
             if scope.cancelled_caught:
                 raise TimeoutError("tools/list timed out")
-            index = _ToolIndex(tuple(tools), trio.current_time(), from_recheck=from_recheck)
+            tools = tuple(tool for page in pages for tool in page.tools)
+            index = _ToolIndex(tools, trio.current_time(), from_recheck=from_recheck)
             if generation == self._generation:
                 self._tools = index
             outcome.set(index)
@@ -151,6 +171,9 @@ class LiveSession:
         finally:
             if self._fetch is outcome:
                 self._fetch = None
+
+    def _tools_page(self, cursor: str | None) -> Awaitable[types.ListToolsResult]:
+        return self.client.list_tools(cursor=cursor, cache_mode="bypass")
 
     # -- tools/call ---------------------------------------------------------------
 
@@ -206,7 +229,7 @@ class LiveSession:
         # otherwise list the tools on its own, once per concurrent first call.
         try:
             tool, index = await self._lookup_tool(name)
-        except MCPError:
+        except (MCPError, MalformedResponseError):
             tool = index = None  # a server that cannot list tools may still call them
         if validate and index is not None:
             if tool is None:

@@ -40,10 +40,16 @@ _STREAM_ERRORS = (
 
 
 def first_leaf(exc: BaseException) -> BaseException:
-    """The most telling single exception inside ``exc`` (a group's first non-Cancelled leaf)."""
+    """The most telling single exception inside ``exc`` (a group's first non-Cancelled leaf).
+
+    A JSON-RPC error made up by the pool's own stdio transport carries the pool's error
+    as its ``data`` (a Python object, so no server can forge it): that error is the leaf.
+    """
     while isinstance(exc, BaseExceptionGroup):
         leaves = [e for e in exc.exceptions if not isinstance(e, trio.Cancelled)]
         exc = (leaves or list(exc.exceptions))[0]
+    if isinstance(exc, MCPError) and isinstance(exc.error.data, MCPPoolError):
+        return exc.error.data
     return exc
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -38,6 +39,7 @@ from mcp.shared.message import SessionMessage
 
 from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import ServerUnavailableError
+from ._stdio import stdio_transport
 
 __all__ = ["HttpOutcome", "open_transport", "watch_http"]
 
@@ -231,13 +233,13 @@ def _build(
                 f"server {name!r}: working directory {str(config.cwd)!r} does not exist",
                 server=name,
             )
-        params = StdioServerParameters(
-            command=_resolve_command(name, config),
-            args=list(config.args),
-            env=rendered if config.env is not None else None,
-            cwd=config.cwd,
-        )
-        return stdio_client(params)
+        command = _resolve_command(name, config)
+        env = rendered if config.env is not None else None
+        if sys.platform == "win32":  # no process groups: the SDK's Job Objects instead
+            return stdio_client(
+                StdioServerParameters(command=command, args=list(config.args), env=env, cwd=config.cwd)
+            )
+        return stdio_transport(name, command, list(config.args), env, config.cwd, config.max_message_bytes)
     if isinstance(config, SseServer):
 
         def factory(

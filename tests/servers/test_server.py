@@ -25,6 +25,7 @@ Tools:
   ``progress_steps(steps, pause)`` reports progress; ``log_lines(levels)`` logs;
   ``client_notes()`` lists the ``logging/setLevel`` requests and
   ``roots/list_changed`` notifications it received.
+- ``blob(size)`` returns a text of ``size`` bytes (large-result measurements).
 """
 
 from __future__ import annotations
@@ -311,6 +312,12 @@ server._lowlevel_server.add_notification_handler(
 def client_notes() -> list[str]:
     """The logging/setLevel requests and roots/list_changed notifications this process got."""
     return list(_client_notes)
+
+
+@server.tool()
+def blob(size: int) -> str:
+    """A text of ``size`` bytes."""
+    return "x" * size
 
 
 def _serve_http() -> None:
