@@ -10,6 +10,7 @@ import pytest
 import trio
 
 import trio_mcp
+from trio_mcp._server import Reconnector
 
 from .conftest import HttpServer, config_for, stdio_server
 
@@ -108,3 +109,47 @@ def test_portal_call_runs_anything_in_trio(http_server: HttpServer) -> None:
 
 async def _append(results: list[str], call: object) -> None:
     results.append(trio_mcp.result_text(await call))  # type: ignore[misc]
+
+
+def test_the_reconnect_policy_is_pure() -> None:
+    now = [100.0]
+    policy = trio_mcp.ReconnectPolicy(
+        initial_backoff=1.0,
+        max_backoff=3.0,
+        multiplier=2.0,
+        jitter=0.5,
+        failure_threshold=4,
+        circuit_reset=30.0,
+    )
+    reconnector = Reconnector(policy, clock=lambda: now[0], random=lambda: 1.0)  # jitter at its top
+    error = trio_mcp.ServerUnavailableError("down", server="s")
+    assert [reconnector.failed(error) for _ in range(3)] == [1.5, 3.0, 4.5]  # capped at 3, then +50 %
+    assert not reconnector.circuit_open and reconnector.remaining() == 4.5
+    now[0] += 4.5
+    assert reconnector.remaining() == 0
+    assert reconnector.failed(error) == 30.0 and reconnector.circuit_open
+    now[0] += 31
+    assert reconnector.remaining() == 0 and reconnector.circuit_open  # half-open: one probe may go
+    reconnector.succeeded()
+    assert (reconnector.failures, reconnector.circuit_open, reconnector.last_error) == (0, False, None)
+    low = Reconnector(policy, clock=lambda: 0.0, random=lambda: 0.0)
+    assert low.failed(error) == 0.5  # jitter at its bottom
+
+
+async def test_state_is_derived_not_stored() -> None:
+    config = stdio_server(
+        reconnect=trio_mcp.ReconnectPolicy(initial_backoff=0.2, jitter=0, failure_threshold=5)
+    )
+    async with trio_mcp.open_mcp_pool({"s": config, "missing": trio_mcp.StdioServer("/nonexistent")}) as pool:
+        assert pool.statistics()["s"].state is trio_mcp.ServerState.IDLE
+        await pool.tool_call("s", "echo", {"text": "x"})
+        assert pool.statistics()["s"].state is trio_mcp.ServerState.READY
+        pool._slots["s"].live.lost.set()  # type: ignore[union-attr]
+        # Lost: never READY again while it closes.
+        assert pool.statistics()["s"].state is not trio_mcp.ServerState.READY
+        with pytest.raises(trio_mcp.ServerUnavailableError):
+            await pool.tool_call("missing", "echo")
+        assert pool.statistics()["missing"].state is trio_mcp.ServerState.BACKING_OFF
+        await trio.sleep(0.25)  # the backoff has passed: nothing is stored to go stale
+        assert pool.statistics()["missing"].state is trio_mcp.ServerState.IDLE
+    assert {stats.state for stats in pool.statistics().values()} == {trio_mcp.ServerState.CLOSED}

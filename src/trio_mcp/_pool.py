@@ -107,7 +107,7 @@ class MCPPool:
     _validate_arguments: bool
     _state: _State = _State.OPEN
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    _closing: trio.Event = attrs.field(factory=trio.Event)
+    _closing: trio.Event = attrs.field(factory=trio.Event, kw_only=True)
 
     def __repr__(self) -> str:
         return f"<MCPPool servers={list(self._slots)!r} state={self._state.value}>"
@@ -134,10 +134,8 @@ class MCPPool:
         """
         if self._state is _State.OPEN:
             self._state = _State.CLOSING
-            for slot in self._slots.values():
-                slot.closing = True
+            self._closing.set()  # every slot sees it: it is their pool_closing
             self._scope.cancel()
-            self._closing.set()
 
     async def _run(self, *, task_status: trio.TaskStatus[None]) -> None:
         """Host every server's supervisor and sessions until :meth:`close`."""
@@ -186,7 +184,7 @@ class MCPPool:
                 for first_try in (True, False):
                     live = slot.live
                     if live is None or live.lost.is_set():
-                        live = await slot.session()
+                        live = await slot.connected()
                     with (
                         trio.move_on_after(slot.call_timeout),
                         watch_http() as http,
@@ -395,7 +393,9 @@ class MCPPool:
         )
 
 
-def _build_slots(servers: Mapping[str, ServerConfig], options: PoolOptions) -> dict[str, ServerSlot]:
+def _build_slots(
+    servers: Mapping[str, ServerConfig], options: PoolOptions, closing: trio.Event
+) -> dict[str, ServerSlot]:
     if not isinstance(servers, Mapping):
         raise ConfigError("servers must be a mapping of names to server configurations")
     slots: dict[str, ServerSlot] = {}
@@ -414,6 +414,7 @@ def _build_slots(servers: Mapping[str, ServerConfig], options: PoolOptions) -> d
             connect_timeout=config.connect_timeout or options.connect_timeout,
             call_timeout=config.call_timeout or options.call_timeout,
             pool_handlers=options.handlers or Handlers(),
+            pool_closing=closing,
         )
     return slots
 
@@ -434,12 +435,13 @@ async def open_mcp_pool(
     unchanged; no ExceptionGroup of the pool's own leaks out.
     """
     options = PoolOptions.of(options, settings)
-    slots = _build_slots(servers, options)
+    closing = trio.Event()
+    slots = _build_slots(servers, options, closing)
     body_error: BaseException | None = None
     pool: MCPPool | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pool = MCPPool(slots, options.validate_arguments)
+            pool = MCPPool(slots, options.validate_arguments, closing=closing)
             await nursery.start(pool._run)
             try:
                 yield pool

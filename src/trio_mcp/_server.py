@@ -25,12 +25,13 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from statistics import quantiles
 
 import attrs
 import trio
 
-from ._config import ServerConfig, StdioServer
+from ._config import ReconnectPolicy, ServerConfig, StdioServer
 from ._errors import (
     CircuitOpenError,
     MCPPoolError,
@@ -41,9 +42,10 @@ from ._errors import (
 from ._handlers import Handlers, ServerHandlers
 from ._headers import render_templates
 from ._session import LiveSession, open_live_session
+from ._shared import SharedOutcome
 from ._translate import translate_connect_error
 
-__all__ = ["ServerSlot", "ServerState", "ServerStatistics"]
+__all__ = ["Reconnector", "ServerSlot", "ServerState", "ServerStatistics"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -86,27 +88,50 @@ class ServerStatistics:
     latency_p99: float | None
 
 
-@attrs.define(eq=False)
-class _Attempt:
-    """One connection attempt that every caller arriving meanwhile waits on."""
+@attrs.define
+class Reconnector:
+    """When the next connection attempt may be made: the pure core of supervision.
 
-    #: The headers (or a stdio server's environment) with the variables filled in:
-    #: secrets, so kept out of the repr.
-    rendered: dict[str, str] = attrs.field(repr=False)
-    done: trio.Event = attrs.field(factory=trio.Event)
-    live: LiveSession | None = None
-    error: MCPPoolError | None = None
+    After a failure the next attempt waits ``initial_backoff * multiplier**(n-1)``
+    seconds (at most ``max_backoff``, spread by ``±jitter``); after
+    ``failure_threshold`` consecutive failures the circuit opens for ``circuit_reset``
+    seconds, then one probe may go (half-open). The clock and the randomness are
+    injected, so the policy is tested without a server or a trio run.
+    """
 
+    policy: ReconnectPolicy
+    clock: Callable[[], float] = trio.current_time
+    random: Callable[[], float] = random.random
+    failures: int = 0
+    retry_at: float = -math.inf
+    last_error: MCPPoolError | None = None
 
-def _fresh(error: MCPPoolError) -> MCPPoolError:
-    """A copy of ``error`` to raise in one more task (tracebacks are per raise)."""
-    cls = type(error)
-    clone = cls.__new__(cls, *error.args)
-    clone.args = error.args
-    clone.__dict__.update(error.__dict__)
-    clone.__cause__ = error.__cause__
-    clone.__traceback__ = None
-    return clone
+    @property
+    def circuit_open(self) -> bool:
+        """Open from the threshold-th consecutive failure until an attempt succeeds."""
+        return self.failures >= self.policy.failure_threshold
+
+    def remaining(self) -> float:
+        """Seconds until the next attempt may be made (0 when it may be made now)."""
+        return max(0.0, self.retry_at - self.clock())
+
+    def failed(self, error: MCPPoolError) -> float:
+        """Count a failed attempt; return the delay before the next one."""
+        policy = self.policy
+        self.failures += 1
+        self.last_error = error
+        if self.circuit_open:
+            delay = policy.circuit_reset
+        else:
+            base = policy.initial_backoff * policy.multiplier ** (self.failures - 1)
+            delay = min(policy.max_backoff, base) * (1 + policy.jitter * (2 * self.random() - 1))
+        self.retry_at = self.clock() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.last_error = None
+        self.retry_at = -math.inf
 
 
 @attrs.define(eq=False)
@@ -118,21 +143,23 @@ class ServerSlot:
     _variables: Mapping[str, str]
     connect_timeout: float
     call_timeout: float
+    #: Set when the pool begins closing (the pool's own event, shared by every slot).
+    pool_closing: trio.Event = attrs.field(factory=trio.Event, kw_only=True)
     #: The pool's handlers; this server's own (in its config) override them.
     pool_handlers: Handlers = attrs.field(factory=Handlers, kw_only=True)
     handlers: ServerHandlers = attrs.field(init=False)
     limiter: trio.CapacityLimiter = attrs.field(init=False)
+    reconnector: Reconnector = attrs.field(init=False)
     _nursery: trio.Nursery | None = None
+    #: The session callers use; None while there is none (or it is closing).
     live: LiveSession | None = None
-    closing: bool = False
-    state: ServerState = ServerState.IDLE
-    _attempt: _Attempt | None = None
+    #: The connection attempt that callers wait on, and what it was asked to use.
+    _attempt: SharedOutcome[LiveSession] | None = None
+    _rendered: dict[str, str] | None = attrs.field(default=None, repr=False)  # secrets
+    _connecting: bool = False
+    _served: bool = False
     _wake_send: trio.MemorySendChannel[None] = attrs.field(init=False)
     _wake_receive: trio.MemoryReceiveChannel[None] = attrs.field(init=False)
-    # failure bookkeeping
-    consecutive_failures: int = 0
-    _retry_at: float = -math.inf
-    _last_error: MCPPoolError | None = None
     # counters
     connects: int = 0
     completed: int = 0
@@ -146,8 +173,30 @@ class ServerSlot:
     def __attrs_post_init__(self) -> None:
         self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
         self.limiter = trio.CapacityLimiter(self.config.limits.max_concurrent)
+        self.reconnector = Reconnector(self.config.reconnect)
         own = self.config.handlers or Handlers()
         self.handlers = ServerHandlers(self.name, own.over(self.pool_handlers), self.call_timeout)
+
+    @property
+    def closing(self) -> bool:
+        """True once the pool began closing or this supervisor stopped."""
+        return self._served or self.pool_closing.is_set()
+
+    @property
+    def state(self) -> ServerState:
+        """Where the supervisor stands now (derived, never stored)."""
+        if self.closing:
+            return ServerState.CLOSED
+        if self._connecting:
+            return ServerState.CONNECTING
+        live = self.live
+        if live is not None and not live.lost.is_set():
+            return ServerState.READY
+        if self.reconnector.circuit_open:
+            return ServerState.CIRCUIT_OPEN  # until a (half-open) probe succeeds
+        if self.reconnector.remaining() > 0:
+            return ServerState.BACKING_OFF
+        return ServerState.IDLE
 
     # -- caller side --------------------------------------------------------------
 
@@ -163,7 +212,7 @@ class ServerSlot:
                 server=self.name,
             )
 
-    async def session(self) -> LiveSession:
+    async def connected(self) -> LiveSession:
         """The live session, connecting first if there is none (callers coalesce)."""
         live = self.live
         if live is not None and not live.lost.is_set():
@@ -177,33 +226,32 @@ class ServerSlot:
             # never counts against them.
             rendered = self._render()
             self._fail_fast_if_waiting()
-            attempt = self._attempt = _Attempt(rendered)
+            attempt = self._attempt = SharedOutcome()
+            self._rendered = rendered
             try:
                 self._wake_send.send_nowait(None)
             except trio.WouldBlock:
                 pass  # the supervisor has a wake-up pending already
-        await attempt.done.wait()
-        if attempt.error is not None:
-            raise _fresh(attempt.error)
-        assert attempt.live is not None
-        return attempt.live
+        return await attempt.wait()
 
     def _fail_fast_if_waiting(self) -> None:
         """During a backoff or an open circuit, answer with the last error now."""
-        remaining = self._retry_at - trio.current_time()
-        if remaining <= 0 or self._last_error is None:
+        reconnector = self.reconnector
+        remaining = reconnector.remaining()
+        last_error = reconnector.last_error
+        if remaining <= 0 or last_error is None:
             return
-        if self.state is ServerState.CIRCUIT_OPEN:
+        if reconnector.circuit_open:
             error: MCPPoolError = CircuitOpenError(
                 f"server {self.name!r} is unavailable: circuit open after "
-                f"{self.consecutive_failures} failed attempts; next probe in {remaining:.1f}s",
+                f"{reconnector.failures} failed attempts; next probe in {remaining:.1f}s",
                 server=self.name,
             )
         else:
             error = ServerUnavailableError(
-                f"{self._last_error} (next attempt in {remaining:.1f}s)", server=self.name
+                f"{last_error} (next attempt in {remaining:.1f}s)", server=self.name
             )
-        error.__cause__ = self._last_error.__cause__
+        error.__cause__ = last_error.__cause__
         raise error
 
     def record(self, seconds: float, *, ok: bool, timed_out: bool = False, cancelled: bool = False) -> None:
@@ -219,7 +267,13 @@ class ServerSlot:
             self.failed += 1
 
     def statistics(self) -> ServerStatistics:
-        latencies = sorted(self._latencies)
+        latencies = list(self._latencies)
+        p50 = p99 = None
+        if len(latencies) == 1:
+            p50 = p99 = latencies[0]
+        elif latencies:
+            cuts = quantiles(latencies, n=100, method="inclusive")
+            p50, p99 = cuts[49], cuts[98]
         limiter = self.limiter.statistics()
         return ServerStatistics(
             server=self.name,
@@ -232,9 +286,9 @@ class ServerSlot:
             cancelled=self.cancelled,
             connects=self.connects,
             reconnects=max(0, self.connects - 1),
-            consecutive_failures=self.consecutive_failures,
-            latency_p50=latencies[len(latencies) // 2] if latencies else None,
-            latency_p99=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else None,
+            consecutive_failures=self.reconnector.failures,
+            latency_p50=p50,
+            latency_p99=p99,
         )
 
     # -- supervisor side ----------------------------------------------------------
@@ -245,73 +299,54 @@ class ServerSlot:
         task_status.started()
         try:
             async for _ in self._wake_receive:
-                attempt = self._attempt
-                if attempt is None:
+                attempt, rendered = self._attempt, self._rendered
+                if attempt is None or rendered is None:
                     continue
-                self.state = ServerState.CONNECTING
                 finished = trio.Event()
+                self._connecting = True
                 try:
-                    live = await self._connect(attempt.rendered, finished)
+                    live = await self._connect(rendered, finished)
                 except MCPPoolError as error:
-                    self._attempt = None
-                    attempt.error = error
-                    attempt.done.set()
+                    self._attempt = self._rendered = None
                     self._after_failure(error)
+                    attempt.fail(error)
                     continue
+                finally:
+                    self._connecting = False
                 self.connects += 1
-                if self.connects > 1:
-                    logger.info(
-                        "server %r: reconnected (protocol %s)", self.name, live.client.protocol_version
-                    )
-                else:
-                    logger.info("server %r: connected (protocol %s)", self.name, live.client.protocol_version)
-                if self.consecutive_failures >= self._threshold:
+                verb = "reconnected" if self.connects > 1 else "connected"
+                logger.info("server %r: %s (protocol %s)", self.name, verb, live.client.protocol_version)
+                if self.reconnector.circuit_open:
                     logger.warning("server %r: circuit closed", self.name)
-                self.consecutive_failures = 0
-                self._last_error = None
-                self._retry_at = -math.inf
-                self.live = attempt.live = live
-                self._attempt = None
-                self.state = ServerState.READY
-                attempt.done.set()
+                self.reconnector.succeeded()
+                self.live = live
+                self._attempt = self._rendered = None
+                attempt.set(live)
                 await finished.wait()
-                if not self.closing:
-                    self.state = ServerState.IDLE
         finally:
-            self.closing = True
-            self.state = ServerState.CLOSED
+            self._served = True
             attempt = self._attempt
-            if attempt is not None and not attempt.done.is_set():
-                attempt.error = PoolClosedError(
-                    f"the pool closed while connecting to server {self.name!r}", server=self.name
+            if attempt is not None:
+                attempt.fail(
+                    PoolClosedError(
+                        f"the pool closed while connecting to server {self.name!r}", server=self.name
+                    )
                 )
-                attempt.done.set()
-
-    @property
-    def _threshold(self) -> int:
-        return self.config.reconnect.failure_threshold
 
     def _after_failure(self, error: MCPPoolError) -> None:
         """Schedule the next attempt: a backoff, or an open circuit."""
-        policy = self.config.reconnect
-        self.consecutive_failures += 1
-        self._last_error = error
-        if self.consecutive_failures >= policy.failure_threshold:
-            delay = policy.circuit_reset
-            if self.state is not ServerState.CIRCUIT_OPEN:
+        was_open = self.reconnector.circuit_open
+        delay = self.reconnector.failed(error)
+        if self.reconnector.circuit_open:
+            if not was_open:
                 logger.warning(
                     "server %r: circuit open after %d failed attempts; next probe in %.1fs",
                     self.name,
-                    self.consecutive_failures,
+                    self.reconnector.failures,
                     delay,
                 )
-            self.state = ServerState.CIRCUIT_OPEN
         else:
-            base = policy.initial_backoff * policy.multiplier ** (self.consecutive_failures - 1)
-            delay = min(policy.max_backoff, base) * (1 + policy.jitter * (2 * random.random() - 1))
             logger.info("server %r: connection failed (%s); next attempt in %.2fs", self.name, error, delay)
-            self.state = ServerState.BACKING_OFF
-        self._retry_at = trio.current_time() + delay
 
     def _render(self) -> dict[str, str]:
         """The config's templates filled in; :class:`TemplateError` names a missing variable."""
@@ -345,17 +380,20 @@ class ServerSlot:
     ) -> None:
         """The owner task: enter the session, report ready, hold it, close it."""
         started = False
+        held: LiveSession | None = None
         try:
             async with open_live_session(
                 self.name, self.config, rendered, self.call_timeout, self.handlers
             ) as live:
                 task_status.started(live)
-                started = True
+                started, held = True, live
                 interval = self.config.health_check_interval
                 if interval is None:
                     await live.lost.wait()
                 else:
                     await self._watch_health(live, interval)
+                if self.live is live:
+                    self.live = None  # no caller gets it while it closes
                 if not self.closing:
                     logger.warning("server %r: session lost; the next call reconnects", self.name)
         except Exception:
@@ -364,7 +402,7 @@ class ServerSlot:
             # After start, a failure while closing must not take the pool down.
             logger.debug("server %r: error while closing the session", self.name, exc_info=True)
         finally:
-            if started:
+            if held is not None and self.live is held:
                 self.live = None
             finished.set()
 
