@@ -147,11 +147,11 @@ def test_close_with_100_calls_in_flight(http_server: HttpServer) -> None:
     portal.close()  # twice is fine
 
 
-def test_shutdown_all_and_close_portals(http_server: HttpServer) -> None:
+def test_shutdown_all_of_some_and_of_all(http_server: HttpServer) -> None:
     portals = [trio_mcp.start_portal({"s": config_for("http", http_server)}) for _ in range(3)]
     for portal in portals:
         portal.tool_call("s", "echo", {"text": "x"})
-    trio_mcp.close_portals(portals[:1])
+    trio_mcp.shutdown_all(portals[:1])
     assert portals[0].closed and not portals[1].closed
     start = time.monotonic()
     trio_mcp.shutdown_all()

@@ -45,7 +45,6 @@ from ._pool import ToolCall as ToolCall
 from ._pool import open_mcp_pool as open_mcp_pool
 from ._pool import serve_mcp_pool as serve_mcp_pool
 from ._portal import Portal as Portal
-from ._portal import close_portals as close_portals
 from ._portal import shutdown_all as shutdown_all
 from ._portal import start_portal as start_portal
 from ._results import result_text as result_text
@@ -94,7 +93,6 @@ __all__ = [
     "UnknownToolError",
     "__version__",
     "accept_with_defaults",
-    "close_portals",
     "load_servers",
     "open_mcp_pool",
     "result_text",

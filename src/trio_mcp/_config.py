@@ -253,6 +253,10 @@ class _ServerOptions:
     #: This server's client-side handlers; fields not None override the pool's.
     handlers: Handlers | None = attrs.field(default=None, kw_only=True, validator=_check_handlers)
 
+    def templates(self) -> tuple[str, Mapping[str, str]]:
+        """What holds ``${name}`` placeholders in this config, and those values."""
+        return "", {}
+
 
 _OPTION_NAMES = frozenset(field.name for field in attrs.fields(_ServerOptions))
 
@@ -277,6 +281,9 @@ class StdioServer(_ServerOptions):
     #: one is discarded unread and its request fails with :class:`ResponseTooLargeError`.
     max_message_bytes: int = attrs.field(default=DEFAULT_MAX_MESSAGE_BYTES, kw_only=True, validator=_whole)
 
+    def templates(self) -> tuple[str, Mapping[str, str]]:
+        return "environment variable", self.env or {}
+
 
 @attrs.frozen(field_transformer=_options_last)
 class _RemoteServer(_ServerOptions):
@@ -286,6 +293,9 @@ class _RemoteServer(_ServerOptions):
     headers: dict[str, str] = attrs.field(
         factory=dict, converter=_to_headers, validator=_check_headers, repr=_names_only
     )
+
+    def templates(self) -> tuple[str, Mapping[str, str]]:
+        return "header", self.headers
 
 
 @attrs.frozen(field_transformer=_options_last)

@@ -284,7 +284,7 @@ class MCPPool:
         validate = self._validate_arguments
 
         def call(live: LiveSession) -> Awaitable[types.CallToolResult]:
-            return live.call_tool(
+            return live.tool_call(
                 name, arguments, validate=validate, progress=progress, idle_timeout=idle_timeout
             )
 

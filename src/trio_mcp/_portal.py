@@ -38,7 +38,7 @@ from ._options import PoolOptions
 from ._pool import MCPPool, ToolCall, coerce_batch, open_mcp_pool
 from ._server import ServerStatistics
 
-__all__ = ["Portal", "close_portals", "shutdown_all", "start_portal"]
+__all__ = ["Portal", "shutdown_all", "start_portal"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -104,8 +104,8 @@ class Portal:
         self._stop: trio.Event | None = None
         self._pending: set[_Job] = set()
         self._lock = threading.Lock()
-        self._dead: str | None = None  # why no call can be served any more
-        self._pid = os.getpid()
+        self._dead: str | None = None  # why this process's thread serves no more calls
+        self._pid = os.getpid()  # the process whose thread this is (see _unusable)
         self._ready = threading.Event()
         # Set as the portal thread's last act. Closing waits on this rather than on
         # Thread.join: on Python 3.11 a Ctrl-C during join() marks a thread that is
@@ -115,8 +115,21 @@ class Portal:
         self._servers: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        state = self._dead or "open"
+        state = self._unusable() or "open"
         return f"<Portal servers={list(self._servers)!r} state={state!r}>"
+
+    def _unusable(self) -> str | None:
+        """Why no call can be served (closed, or started in another process); None if open.
+
+        The one place that decides it: a forked child inherits the object but not the
+        thread, which the process id tells.
+        """
+        if self._pid != os.getpid():
+            return (
+                "this portal was started in another process (before a fork); its thread "
+                "does not exist here: start a new portal in this process"
+            )
+        return self._dead
 
     @property
     def servers(self) -> tuple[str, ...]:
@@ -125,7 +138,8 @@ class Portal:
 
     @property
     def closed(self) -> bool:
-        return self._dead is not None
+        """True once no call can be served any more."""
+        return self._unusable() is not None
 
     # -- the trio side ---------------------------------------------------------------
 
@@ -237,11 +251,9 @@ class Portal:
         _check_timeout(timeout)
         if isinstance(server, _Unset):
             server = args[0] if args and isinstance(args[0], str) else None
-        if self._pid != os.getpid():
-            raise PoolClosedError(
-                "this portal was started in another process (before a fork); its thread "
-                "does not exist here: start a new portal in this process"
-            )
+        unusable = self._unusable()
+        if unusable is not None and self._pid != os.getpid():
+            raise PoolClosedError(unusable)
         if self._thread is not None and threading.get_ident() == self._thread.ident:
             raise RuntimeError(
                 "a portal method was called from the portal's own trio thread, which would "
@@ -305,7 +317,7 @@ class Portal:
         return self._running_pool()
 
     def _running_pool(self) -> MCPPool:
-        pool, dead = self._pool, self._dead
+        pool, dead = self._pool, self._unusable()
         if pool is None or dead is not None:
             raise PoolClosedError(dead or "the portal is not running")
         return pool
@@ -547,25 +559,20 @@ def start_portal(
     return portal
 
 
-def close_portals(portals: Iterable[Portal], timeout: float = 10.0) -> None:
-    """Close several portals concurrently, waiting at most ``timeout`` seconds in all."""
-    portals = list(portals)
-    for portal in portals:
+def shutdown_all(portals: Iterable[Portal] | None = None, timeout: float = 10.0) -> None:
+    """Close ``portals`` concurrently — every live portal of this process by default —
+    waiting at most ``timeout`` seconds in all. Also runs at interpreter exit."""
+    chosen = list(_live_portals if portals is None else portals)
+    for portal in chosen:
         portal._request_stop()
     deadline = time.monotonic() + timeout
-    for portal in portals:
+    for portal in chosen:
         portal.close(timeout=max(0.0, deadline - time.monotonic()))
 
 
-def shutdown_all(timeout: float = 10.0) -> None:
-    """Close every live portal in this process (also run at interpreter exit)."""
-    close_portals(list(_live_portals), timeout=timeout)
-
-
 def _after_fork_in_child() -> None:
-    # The portal threads do not exist in a forked child; make every call say so.
-    for portal in list(_live_portals):
-        portal._dead = "this portal belongs to the parent process (fork)"
+    # The portal threads do not exist in a forked child (each portal knows it by its
+    # process id); the child's exit must not wait for them.
     _live_portals.clear()
 
 

@@ -31,7 +31,7 @@ from statistics import quantiles
 import attrs
 import trio
 
-from ._config import ReconnectPolicy, ServerConfig, StdioServer
+from ._config import ReconnectPolicy, ServerConfig
 from ._errors import (
     CircuitOpenError,
     MCPPoolError,
@@ -350,10 +350,8 @@ class ServerSlot:
 
     def _render(self) -> dict[str, str]:
         """The config's templates filled in; :class:`TemplateError` names a missing variable."""
-        if isinstance(self.config, StdioServer):
-            # For a stdio server the templates are its environment values.
-            return render_templates(self.name, "environment variable", self.config.env or {}, self._variables)
-        return render_templates(self.name, "header", getattr(self.config, "headers", {}), self._variables)
+        what, templates = self.config.templates()
+        return render_templates(self.name, what, templates, self._variables)
 
     async def _connect(self, rendered: dict[str, str], finished: trio.Event) -> LiveSession:
         assert self._nursery is not None

@@ -25,12 +25,12 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from ._config import InProcessServer, ServerConfig
+from ._config import ServerConfig
 from ._errors import InvalidArgumentsError, MalformedResponseError, ToolCallTimeout, UnknownToolError
 from ._handlers import Handlers, ProgressFunction, ServerHandlers
 from ._shared import SharedOutcome
 from ._translate import translate_connect_error
-from ._transport import open_transport, watch_http
+from ._transport import client_target, watch_http
 from ._version import CLIENT_INFO
 
 __all__ = ["LiveSession", "open_live_session", "walk_pages"]
@@ -106,7 +106,7 @@ class LiveSession:
     server: str
     client: Client
     _nursery: trio.Nursery
-    _request_timeout: float
+    call_timeout: float
     handlers: ServerHandlers
     lost: trio.Event = attrs.field(factory=trio.Event)
     #: Whether this session declared the roots capability (so roots changes are announced).
@@ -117,8 +117,6 @@ class LiveSession:
     _generation: int = 0
     #: The walk in flight for the current generation, shared by every caller.
     _fetch: SharedOutcome[_ToolIndex] | None = None
-    #: Number of tools/list walks actually sent to the server (for statistics).
-    list_requests: int = 0
 
     # -- tools/list: cached, coalesced, invalidated by list_changed ---------------
 
@@ -151,9 +149,8 @@ class LiveSession:
         self, outcome: SharedOutcome[_ToolIndex], generation: int, from_recheck: bool
     ) -> None:
         """Fetch every page of tools/list, in the session's nursery, for all waiters."""
-        self.list_requests += 1
         try:
-            with trio.move_on_after(self._request_timeout) as scope:
+            with trio.move_on_after(self.call_timeout) as scope:
                 pages = await walk_pages(self.server, "tools/list", self._tools_page)
             if scope.cancelled_caught:
                 raise TimeoutError("tools/list timed out")
@@ -213,7 +210,7 @@ class LiveSession:
         index.validators[tool.name] = validator
         return validator
 
-    async def call_tool(
+    async def tool_call(
         self,
         name: str,
         arguments: Mapping[str, Any] | None,
@@ -266,7 +263,7 @@ class LiveSession:
         if not self.roots_declared or _modern(self.client) or self.lost.is_set():
             return
         try:
-            with trio.move_on_after(self._request_timeout):
+            with trio.move_on_after(self.call_timeout):
                 await self.client.session.send_notification(types.RootsListChangedNotification())
         except Exception:
             logger.debug("server %r: could not send roots/list_changed", self.server, exc_info=True)
@@ -305,7 +302,7 @@ class LiveSession:
         started = False
         while True:
             try:
-                with trio.fail_after(self._request_timeout):
+                with trio.fail_after(self.call_timeout):
                     subscription_cm = self.client.listen(tools_list_changed=True)
                     subscription = await subscription_cm.__aenter__()
             except Exception:
@@ -390,11 +387,7 @@ async def open_live_session(
         if handler:
             await handler[0].on_message(message)
 
-    target: Any = (
-        config.server
-        if isinstance(config, InProcessServer)
-        else open_transport(name, config, headers, lost.set)
-    )
+    target = client_target(name, config, headers, lost.set)
     client = Client(
         target,
         mode=config.mode,

@@ -41,7 +41,7 @@ from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import ServerUnavailableError
 from ._stdio import stdio_transport
 
-__all__ = ["HttpOutcome", "open_transport", "watch_http"]
+__all__ = ["HttpOutcome", "client_target", "open_transport", "watch_http"]
 
 # Bodies of HTTP error responses are read (to tell a rejected session from a JSON-RPC
 # error reply) only up to this size; larger ones are not a session rejection.
@@ -260,3 +260,14 @@ async def open_transport(
     """Open the transport ``config`` describes; ``on_end`` fires when it stops delivering."""
     async with _build(name, config, headers, on_end) as (read_stream, write_stream):
         yield _WatchedReadStream(read_stream, on_end), write_stream
+
+
+def client_target(
+    name: str, config: ServerConfig, rendered: dict[str, str], on_end: Callable[[], None]
+) -> Any:
+    """What ``mcp.Client`` connects to for ``config``: an in-process server object as
+    it is (the SDK connects those in memory), any other a transport (see ``_build``,
+    the one place that tells the server types apart)."""
+    if isinstance(config, InProcessServer):
+        return config.server
+    return open_transport(name, config, rendered, on_end)

@@ -24,7 +24,7 @@ import mcp.types as types
 from .._config import SseServer, StreamableHttpServer
 from .._errors import MCPPoolError
 from .._openai import to_openai_tool
-from .._portal import Portal, close_portals, start_portal
+from .._portal import Portal, shutdown_all, start_portal
 from .._results import result_text
 
 __all__ = [
@@ -96,7 +96,7 @@ def close_multiple_mcp_toolcall_sessions(sessions: Iterable[MCPToolCallSession])
     sessions = list(sessions)
     for session in sessions:
         session._close = True
-    close_portals([session._portal for session in sessions], timeout=10)
+    shutdown_all([session._portal for session in sessions], timeout=10)
     for session in sessions:
         MCPToolCallSession._ALL_INSTANCES.discard(session)
     logger.info("closed %d MCP tool-call sessions", len(sessions))
