@@ -10,7 +10,6 @@ the two seeds) is opened with ``with`` and its handle is called from plain threa
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,6 +23,7 @@ import mcp.types as types
 import trio
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
+from tests.server_processes import ServerProcess
 
 import trio_mcp
 
@@ -61,25 +61,17 @@ class HttpBenchServer:
     """
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[str] | None = None
-        self._port = 0
+        self.process: ServerProcess | None = None
 
     @property
     def port(self) -> int:
         if self.process is None:
-            self.process = subprocess.Popen(
-                [sys.executable, SERVER, "http"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-            )
-            assert self.process.stdout is not None
-            self._port = int(self.process.stdout.readline().split()[1])
-        return self._port
+            self.process = ServerProcess([sys.executable, SERVER, "http"]).start()
+        return self.process.port
 
     def close(self) -> None:
         if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            assert self.process.stdout is not None
-            self.process.stdout.close()
+            self.process.stop()
             self.process = None
 
 

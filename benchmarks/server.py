@@ -1,15 +1,15 @@
 """The benchmark server: a small MCP server with ``echo``, ``wait`` and a request counter.
 
 ``python benchmarks/server.py stdio`` serves over stdio; ``python benchmarks/server.py
-http`` serves Streamable HTTP at ``/mcp`` and SSE at ``/sse`` on 127.0.0.1 (ephemeral
-port printed as ``PORT <n>``). :func:`make_server` builds an instance for the in-memory
+http`` serves Streamable HTTP at ``/mcp`` and SSE at ``/sse`` on 127.0.0.1 (the
+port in ``PORT``, or an ephemeral one, printed as ``PORT <n>``). :func:`make_server` builds an instance for the in-memory
 transport, so client-side cost can be measured without any I/O.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -47,23 +47,11 @@ def make_server() -> MCPServer[Any]:
 
 
 def _serve_http(server: MCPServer[Any]) -> None:
-    import uvicorn
-    from starlette.applications import Starlette
+    # The one HTTP serving helper lives beside the test servers.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "servers"))
+    from http_app import serve_http
 
-    http_app = server.streamable_http_app()
-    sse_app = server.sse_app()
-    app = Starlette(
-        routes=[*http_app.routes, *sse_app.routes],
-        lifespan=lambda _app: server._lowlevel_server.session_manager.run(),  # type: ignore[attr-defined]
-    )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this on Linux: no Nagle stalls on small responses.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="on")).run(sockets=[sock])
+    serve_http(server, backlog=1024, log_level="error")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 import psutil
 import trio
+from tests.server_processes import ServerProcess
 
 import trio_mcp
 from trio_mcp import result_text
@@ -59,13 +59,8 @@ class Ledger:
             self.outcomes[call_id] = outcome
 
 
-def _http_server() -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [sys.executable, SERVER, "http"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    assert process.stdout is not None
-    port = int(process.stdout.readline().split()[1])
-    return process, port
+def _http_server() -> ServerProcess:
+    return ServerProcess([sys.executable, SERVER, "http"]).start()
 
 
 def _servers(port: int) -> dict[str, trio_mcp.ServerConfig]:
@@ -192,9 +187,9 @@ def soak(
     calls: int, *, threads: int = 8, tasks: int = 16, kill_every: float = 0.5, seed: int = 1
 ) -> dict[str, Any]:
     """Run the soak; return the report (see the module docstring)."""
-    http, port = _http_server()
+    http = _http_server()
     try:
-        servers = _servers(port)
+        servers = _servers(http.port)
         # Warm up once so lazily created global state is in the baseline.
         with trio_mcp.start_portal(servers) as portal:
             for name in servers:
@@ -226,10 +221,7 @@ def soak(
         after = _resources()
         rss_after = psutil.Process().memory_info().rss
     finally:
-        http.kill()
-        http.wait()
-        assert http.stdout is not None
-        http.stdout.close()
+        http.stop()
     by_type = collections.Counter(ledger.outcomes.values())
     lost = calls - len(ledger.outcomes)
     leaks = {key: after[key] - before[key] for key in before if after[key] != before[key]}

@@ -31,7 +31,6 @@ Tools:
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import warnings
 from typing import Annotated, Any
@@ -321,8 +320,7 @@ def blob(size: int) -> str:
 
 
 def _serve_http() -> None:
-    import uvicorn
-    from starlette.applications import Starlette
+    from http_app import serve_http
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
@@ -350,27 +348,15 @@ def _serve_http() -> None:
             return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "error": error})
         return Response(status_code=202)
 
-    http_app = server.streamable_http_app()
-    sse_app = server.sse_app()
-    app = Starlette(
-        routes=[
-            *http_app.routes,
-            *sse_app.routes,
+    if len(sys.argv) > 2:
+        os.environ["PORT"] = sys.argv[2]
+    serve_http(
+        server,
+        [
             Route("/status/{code:int}", status, methods=["GET", "POST", "DELETE"]),
             Route("/bad-version", bad_version, methods=["POST"]),
         ],
-        lifespan=lambda _app: server._lowlevel_server.session_manager.run(),  # type: ignore[attr-defined]
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this on Linux: no Nagle stalls on small responses.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    port = int(sys.argv[2]) if len(sys.argv) > 2 else int(os.environ.get("PORT", "0"))
-    sock.bind(("127.0.0.1", port))
-    sock.listen(128)
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":
