@@ -96,6 +96,24 @@ async def test_http_server_stop_and_restart_on_the_same_port(mode: str) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_pool_closes_cleanly_right_after_an_http_server_died(mode: str) -> None:
+    """The session's close fails (the server is gone) while the pool's close cancels it:
+    that failure is logged, never raised as "internal error while closing the pool"."""
+    server = await trio.to_thread.run_sync(HttpServer)
+    try:
+        async with trio_mcp.open_mcp_pool(
+            {"h": trio_mcp.StreamableHttpServer(server.http_url, mode=mode)}
+        ) as pool:
+            assert result_text(await pool.tool_call("h", "echo", {"text": "up"})) == "up"
+            await trio.to_thread.run_sync(server.stop)
+            with pytest.raises(trio_mcp.ServerDisconnectedError):
+                await pool.tool_call("h", "echo", {"text": "down"})
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+
+
 async def test_restarted_legacy_http_server_is_transparent_to_an_idle_session() -> None:
     """An expired HTTP session (404) is re-initialized and the call sent again, unseen."""
     server = HttpServer()
