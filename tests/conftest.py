@@ -84,6 +84,15 @@ class HttpServer:
         self.process.stdout.close()
 
 
+async def free_port() -> int:
+    """A local TCP port nothing listens on (connecting to it is refused)."""
+    sock = trio.socket.socket()
+    await sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
 @pytest.fixture(scope="session")
 def http_server() -> Iterator[HttpServer]:
     server = HttpServer()

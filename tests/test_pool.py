@@ -16,7 +16,7 @@ import trio
 import trio_mcp
 from trio_mcp import result_text
 
-from .conftest import SERVER, HttpServer, stdio_server
+from .conftest import SERVER, HttpServer, free_port, stdio_server
 
 Config = Callable[..., trio_mcp.ServerConfig]
 
@@ -306,14 +306,6 @@ async def test_missing_template_variable(http_server: HttpServer) -> None:
         assert result_text(await pool.tool_call("ok", "echo", {"text": "y"})) == "y"
 
 
-async def _free_port() -> int:
-    sock = trio.socket.socket()
-    await sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 @pytest.mark.parametrize(
     ("make", "fragment"),
     [
@@ -327,7 +319,7 @@ async def _free_port() -> int:
     ],
 )
 async def test_unavailable_servers(make: Callable[[int], trio_mcp.ServerConfig], fragment: str) -> None:
-    port = await _free_port()
+    port = await free_port()
     async with trio_mcp.open_mcp_pool({"bad": make(port), "good": stdio_server()}) as pool:
         for _ in range(2):  # a second call tries again and fails the same way
             with pytest.raises(trio_mcp.ServerUnavailableError, match=fragment) as info:

@@ -4,7 +4,9 @@ Everything the SDK or a transport can raise (``MCPError`` codes, httpx2 and OS
 errors, pydantic validation errors, anyio stream errors, and ExceptionGroups of
 them from internal task groups) is mapped here, so no internal ExceptionGroup and
 no foreign exception type reaches a user. The original is always chained as
-``__cause__``; the new message names the server and never carries a secret.
+``__cause__``; the new message names the server and never carries a secret, and
+the original's own text (and that of everything chained to it) is redacted in place
+first (see ``_redact``), since it stays reachable as the cause and the context.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ._errors import (
     ToolCallTimeout,
     UnknownToolError,
 )
+from ._redact import redact_exception
 
 __all__ = ["first_leaf", "is_session_expired", "translate_call_error", "translate_connect_error"]
 
@@ -85,6 +88,7 @@ def _describe(exc: BaseException) -> str:
 
 def translate_connect_error(exc: BaseException, server: str) -> MCPPoolError:
     """Why a connection attempt failed, as a ServerUnavailableError (or the pool's own error)."""
+    redact_exception(exc)
     leaf = first_leaf(exc)
     if isinstance(leaf, MCPPoolError):
         return leaf
@@ -107,6 +111,7 @@ def translate_call_error(
     ``lost`` says the session was already known to be gone: then any failure is the
     loss (or the pool closing), whatever the SDK happened to raise.
     """
+    redact_exception(exc)
     leaf = first_leaf(exc)
     error: MCPPoolError
     if isinstance(leaf, MCPPoolError):
