@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from benchmarks.__main__ import SCENARIOS
 from benchmarks._systems import SYSTEMS, Target, open_datadesigner, open_ragflow
 from benchmarks.baselines.datadesigner import DataDesignerStyleIO
@@ -42,6 +43,7 @@ def test_seed_datadesigner_answers_correctly() -> None:
         assert handle.call("s", "list_count", {}).structured_content == {"result": 1}
 
 
+@pytest.mark.timeout(400)  # the run itself is bounded at 300 s; about 50 s on 2 busy cores
 def test_quick_benchmark_produces_every_system_and_scenario(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     done = subprocess.run(

@@ -27,12 +27,8 @@ def structured(result: Any) -> Any:
 
 
 async def wait_for_events(pool: trio_mcp.MCPPool, server: str, tag: str, wanted: str) -> list[str]:
-    """Poll the server's event log for a tag until ``wanted`` appears (bounded by the guard)."""
-    while True:
-        events = structured(await pool.tool_call(server, "events", {"tag": tag}))
-        if wanted in events:
-            return list(events)
-        await trio.sleep(0.02)
+    """The server's event log for a tag, once ``wanted`` is in it (the server waits, no polling)."""
+    return list(structured(await pool.tool_call(server, "wait_event", {"tag": tag, "wanted": wanted})))
 
 
 async def test_calls_and_lists_tools(make_config: Config) -> None:
@@ -379,8 +375,10 @@ async def test_server_crash_mid_call_then_reconnect() -> None:
 
 
 async def test_lazy_connect_is_shared_by_concurrent_first_callers() -> None:
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
     async with trio_mcp.open_mcp_pool({"s": stdio_server()}) as pool:
-        assert psutil.Process().children() == [] or True  # nothing connects before first use
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics()["s"].state is trio_mcp.ServerState.IDLE
         pids: list[int] = []
 
         async def call() -> None:
@@ -389,7 +387,11 @@ async def test_lazy_connect_is_shared_by_concurrent_first_callers() -> None:
         async with trio.open_nursery() as nursery:
             for _ in range(10):
                 nursery.start_soon(call)
-        assert len(set(pids)) == 1
+        # Ten first callers, one connection, one server process.
+        assert len(pids) == 10 and len(set(pids)) == 1
+        assert pool.statistics()["s"].connects == 1
+        spawned = {child.pid for child in psutil.Process().children(recursive=True)} - before
+        assert spawned == {pids[0]}
 
 
 async def test_nothing_connects_before_first_use() -> None:
