@@ -1,7 +1,7 @@
 """Shared fixtures: real MCP servers over real transports, and leak guards.
 
-Every test runs under a ``trio.fail_after`` guard (see ``pytest_collection_modifyitems``)
-so a deadlock fails fast instead of hanging the suite.
+Every test has a deadline (see ``pytest_collection_modifyitems``), so a deadlock fails
+fast instead of hanging the suite. ``TRIO_MCP_TEST_DEADLINE`` (seconds) scales them all.
 """
 
 from __future__ import annotations
@@ -28,8 +28,19 @@ TRANSPORTS = ("stdio", "http", "sse")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Wrap every async test in a fail_after guard."""
+    """Give every test a deadline.
+
+    - Async tests run inside ``trio.fail_after(TEST_DEADLINE)``: a hang fails inside
+      trio, which cancels the test and cleans up (servers closed, children reaped).
+    - Every test, sync or async, setup and teardown included, also gets pytest-timeout's
+      deadline, twice that (unless marked ``@pytest.mark.timeout(seconds)`` itself).
+      Its ``signal`` method (pyproject.toml) raises in the main thread where the test
+      blocks, so a sync test stuck in a portal call fails alone and its ``with`` blocks
+      still close. It is the only deadline of a sync test, and a backstop for async ones.
+    """
     for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(2 * TEST_DEADLINE))
         function = getattr(item, "obj", None)
         if function is None or not inspect.iscoroutinefunction(function):
             continue
@@ -70,6 +81,15 @@ class HttpServer(ServerProcess):
     @property
     def sse_url(self) -> str:
         return self.url("/sse")
+
+
+async def free_port() -> int:
+    """A local TCP port nothing listens on (connecting to it is refused)."""
+    sock = trio.socket.socket()
+    await sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
 
 
 @pytest.fixture(scope="session")

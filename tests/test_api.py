@@ -88,7 +88,7 @@ def test_reprs_hide_secrets() -> None:
     for secret in ("env-secret", "pw-secret", "q-secret", "hdr-secret"):
         assert secret not in text
     assert "API_KEY" in text and "Authorization" in text and "example.com" in text
-    assert redact_url("http://a:b@h/p?x=1&y") == "http://***@h/p?x=***&y"
+    assert redact_url("http://a:b@h/p?x=1&y") == "http://***@h/p?x=***&***"
 
 
 def test_configs_are_frozen_values() -> None:

@@ -103,6 +103,7 @@ def _git_status() -> str | None:
     ).stdout
 
 
+@pytest.mark.timeout(400)  # the run itself is bounded at 300 s
 def test_quick_benchmark_produces_every_system_and_scenario(tmp_path: Path) -> None:
     before = _git_status()
     done = subprocess.run(

@@ -96,6 +96,24 @@ async def test_http_server_stop_and_restart_on_the_same_port(mode: str) -> None:
         server.stop()
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_pool_closes_cleanly_right_after_an_http_server_died(mode: str) -> None:
+    """The session's close fails (the server is gone) while the pool's close cancels it:
+    that failure is logged, never raised as "internal error while closing the pool"."""
+    server = await trio.to_thread.run_sync(HttpServer)
+    try:
+        async with trio_mcp.open_mcp_pool(
+            {"h": trio_mcp.StreamableHttpServer(server.http_url, mode=mode)}
+        ) as pool:
+            assert result_text(await pool.tool_call("h", "echo", {"text": "up"})) == "up"
+            await trio.to_thread.run_sync(server.stop)
+            with pytest.raises(trio_mcp.ServerDisconnectedError):
+                await pool.tool_call("h", "echo", {"text": "down"})
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+
+
 async def test_restarted_legacy_http_server_is_transparent_to_an_idle_session() -> None:
     """An expired HTTP session (404) is re-initialized and the call sent again, unseen."""
     server = HttpServer()
@@ -179,20 +197,32 @@ async def test_backoff_then_circuit_open_then_half_open(autojump_clock: trio.tes
         assert pool.statistics()["s"].state is trio_mcp.ServerState.CIRCUIT_OPEN
 
 
-async def test_circuit_closes_when_the_probe_succeeds(tmp_path: object) -> None:
+@pytest.fixture
+def running_clock() -> trio.testing.MockClock:
+    """Real time that a test can also jump ahead: waits pass at once, timeouts still work."""
+    return trio.testing.MockClock(rate=1)
+
+
+async def test_circuit_closes_when_the_probe_succeeds(
+    tmp_path: object, running_clock: trio.testing.MockClock
+) -> None:
     launcher = os.path.join(str(tmp_path), "server.sh")
-    policy = trio_mcp.ReconnectPolicy(initial_backoff=0.05, jitter=0, failure_threshold=2, circuit_reset=0.3)
+    # Long enough that no real delay on a loaded machine ends a wait: only the jumps do.
+    policy = trio_mcp.ReconnectPolicy(initial_backoff=5, jitter=0, failure_threshold=2, circuit_reset=30)
     async with trio_mcp.open_mcp_pool({"s": trio_mcp.StdioServer(launcher, reconnect=policy)}) as pool:
-        for _ in range(2):
-            with pytest.raises(trio_mcp.ServerUnavailableError):
-                await pool.tool_call("s", "echo", {"text": "x"})
-            await trio.sleep(0.06)
+        with pytest.raises(trio_mcp.ServerUnavailableError, match="not found"):
+            await pool.tool_call("s", "echo", {"text": "x"})
+        running_clock.jump(5)  # exactly the backoff: the next call tries again
+        with pytest.raises(trio_mcp.ServerUnavailableError, match="not found"):
+            await pool.tool_call("s", "echo", {"text": "x"})
         assert pool.statistics()["s"].state is trio_mcp.ServerState.CIRCUIT_OPEN
+        with pytest.raises(trio_mcp.CircuitOpenError):
+            await pool.tool_call("s", "echo", {"text": "x"})
         # The server appears; the half-open probe after circuit_reset succeeds.
         server = os.path.join(os.path.dirname(__file__), "servers", "test_server.py")
         await trio.Path(launcher).write_text(f"#!/bin/sh\nexec {sys.executable} {server}\n")
         await trio.Path(launcher).chmod(0o755)
-        await trio.sleep(0.31)
+        running_clock.jump(30)
         assert result_text(await pool.tool_call("s", "echo", {"text": "healed"})) == "healed"
         stats = pool.statistics()["s"]
         assert stats.state is trio_mcp.ServerState.READY and stats.consecutive_failures == 0

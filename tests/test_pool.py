@@ -16,7 +16,7 @@ import trio
 import trio_mcp
 from trio_mcp import result_text
 
-from .conftest import SERVER, HttpServer, stdio_server
+from .conftest import SERVER, HttpServer, free_port, stdio_server
 
 Config = Callable[..., trio_mcp.ServerConfig]
 
@@ -27,12 +27,8 @@ def structured(result: Any) -> Any:
 
 
 async def wait_for_events(pool: trio_mcp.MCPPool, server: str, tag: str, wanted: str) -> list[str]:
-    """Poll the server's event log for a tag until ``wanted`` appears (bounded by the guard)."""
-    while True:
-        events = structured(await pool.tool_call(server, "events", {"tag": tag}))
-        if wanted in events:
-            return list(events)
-        await trio.sleep(0.02)
+    """The server's event log for a tag, once ``wanted`` is in it (the server waits, no polling)."""
+    return list(structured(await pool.tool_call(server, "wait_event", {"tag": tag, "wanted": wanted})))
 
 
 async def test_calls_and_lists_tools(make_config: Config) -> None:
@@ -306,14 +302,6 @@ async def test_missing_template_variable(http_server: HttpServer) -> None:
         assert result_text(await pool.tool_call("ok", "echo", {"text": "y"})) == "y"
 
 
-async def _free_port() -> int:
-    sock = trio.socket.socket()
-    await sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 @pytest.mark.parametrize(
     ("make", "fragment"),
     [
@@ -327,7 +315,7 @@ async def _free_port() -> int:
     ],
 )
 async def test_unavailable_servers(make: Callable[[int], trio_mcp.ServerConfig], fragment: str) -> None:
-    port = await _free_port()
+    port = await free_port()
     async with trio_mcp.open_mcp_pool({"bad": make(port), "good": stdio_server()}) as pool:
         for _ in range(2):  # a second call tries again and fails the same way
             with pytest.raises(trio_mcp.ServerUnavailableError, match=fragment) as info:
@@ -387,8 +375,10 @@ async def test_server_crash_mid_call_then_reconnect() -> None:
 
 
 async def test_lazy_connect_is_shared_by_concurrent_first_callers() -> None:
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
     async with trio_mcp.open_mcp_pool({"s": stdio_server()}) as pool:
-        assert psutil.Process().children() == [] or True  # nothing connects before first use
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.statistics()["s"].state is trio_mcp.ServerState.IDLE
         pids: list[int] = []
 
         async def call() -> None:
@@ -397,7 +387,11 @@ async def test_lazy_connect_is_shared_by_concurrent_first_callers() -> None:
         async with trio.open_nursery() as nursery:
             for _ in range(10):
                 nursery.start_soon(call)
-        assert len(set(pids)) == 1
+        # Ten first callers, one connection, one server process.
+        assert len(pids) == 10 and len(set(pids)) == 1
+        assert pool.statistics()["s"].connects == 1
+        spawned = {child.pid for child in psutil.Process().children(recursive=True)} - before
+        assert spawned == {pids[0]}
 
 
 async def test_nothing_connects_before_first_use() -> None:

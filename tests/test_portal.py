@@ -25,13 +25,10 @@ from .conftest import SERVER, TRANSPORTS, HttpServer, config_for, stdio_server
 
 
 def wait_for_event(portal: trio_mcp.Portal, tag: str, wanted: str) -> list[str]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        events = portal.tool_call("s", "events", {"tag": tag}).structured_content["result"]  # type: ignore[index]
-        if wanted in events:
-            return list(events)
-        time.sleep(0.02)
-    raise AssertionError(f"{wanted!r} never happened for {tag}")
+    """The server's event log for a tag, once ``wanted`` is in it (the server waits, no polling)."""
+    result = portal.tool_call("s", "wait_event", {"tag": tag, "wanted": wanted}, timeout=20)
+    assert result.structured_content is not None
+    return list(result.structured_content["result"])
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from benchmarks.soak import soak
 
 
+@pytest.mark.timeout(300)  # about 30 s on 2 busy cores
 def test_short_soak_loses_nothing_and_leaks_nothing() -> None:
     report = soak(400, threads=4, tasks=8, kill_every=0.4, seed=7)
     assert report["lost"] == 0, report

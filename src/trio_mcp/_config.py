@@ -13,7 +13,7 @@ import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -42,19 +42,54 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
+_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[^:@\[\]]+)(?::[0-9]*)?$")
+# A query key worth showing: a short identifier (never a bare token's shape).
+_QUERY_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,39}$")
+
+
+def _redact_query(query: str) -> str:
+    pairs = []
+    for pair in query.split("&"):
+        key, equals, value = pair.partition("=")
+        # A bare word (``?TOKEN``), an empty or padding-only value (``?dG9rZW4=``) or an
+        # odd key may itself be the secret: only ``key=value`` pairs keep their key.
+        keep = equals and value.strip("=") and _QUERY_KEY.match(key)
+        pairs.append(f"{key}=***" if keep else "***")
+    return "&".join(pairs)
+
+
 def redact_url(url: str) -> str:
-    """The URL with any user-info and query values replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = "&".join(
-        f"{pair.partition('=')[0]}=***" if "=" in pair else pair for pair in parts.query.split("&") if pair
+    """The URL as safe to show: scheme, host, port and path, and the query's keys.
+
+    User-info, path parameters (``;x``), query values and the fragment are never shown.
+    A malformed URL is read the cautious way: an ``@`` that a strict parser would put in
+    the path, query or fragment (a password holding a raw ``/``, ``?`` or ``#``) may end
+    a user-info, so then nothing past the scheme is shown. Only an ``@`` that starts a
+    path segment (``/@scope/name``, common on MCP hosting services) is read as path.
+    """
+    scheme = _SCHEME.match(url)
+    if scheme is not None and (scheme[2] or scheme[1].lower() in ("http", "https")):
+        shown, rest = scheme[0], url[scheme.end() :]
+    else:
+        shown, rest = "", url  # no scheme (or ``user:pw@host``): all of it is the rest
+    end = re.search(r"[/?#]", rest)
+    authority, tail = (rest[: end.start()], rest[end.start() :]) if end else (rest, "")
+    head_end = re.search(r"[?#]", tail)
+    head, query_and_fragment = (
+        (tail[: head_end.start()], tail[head_end.start() :]) if head_end else (tail, "")
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    if re.search(r"(?<!/)@", head) or "@" in query_and_fragment:
+        return shown + "***"
+    if "@" in authority:
+        shown, authority = shown + "***@", authority.rpartition("@")[2]
+    if not _HOST_PORT.match(authority):
+        authority = "***" if authority else ""
+    path, params, _ = head.partition(";")
+    query = query_and_fragment.partition("#")[0][1:]
+    return (
+        shown + authority + path + (";***" if params else "") + ("?" + _redact_query(query) if query else "")
+    )
 
 
 def _names_only(mapping: Mapping[str, str] | None) -> str:
@@ -137,7 +172,11 @@ def _check_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> N
         parts = urlsplit(value)
         parts.port  # noqa: B018  (raises ValueError for a malformed port)
     except ValueError:
-        raise ConfigError(f"url {redact_url(value)!r} is not a valid URL") from None
+        # Raised outside the handler: the ValueError names parts of the URL, and even
+        # ``from None`` would keep it reachable as ``__context__``.
+        parts = None
+    if parts is None:
+        raise ConfigError(f"url {redact_url(value)!r} is not a valid URL")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"url {redact_url(value)!r} must be an http:// or https:// URL with a host")
 

@@ -394,6 +394,15 @@ class ServerSlot:
                     self.live = None  # no caller gets it while it closes
                 if not self.closing:
                     logger.warning("server %r: session lost; the next call reconnects", self.name)
+        except BaseExceptionGroup as group:
+            # Closing while the pool closes: the session's own failures (say, a dead HTTP
+            # server) arrive grouped with the Cancelled of the close.
+            errors, cancelled = group.split(Exception)
+            if not started or errors is None:
+                raise
+            logger.debug("server %r: error while closing the session", self.name, exc_info=errors)
+            if cancelled is not None:
+                raise cancelled from None
         except Exception:
             if not started:
                 raise

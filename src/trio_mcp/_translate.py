@@ -4,7 +4,9 @@ Everything the SDK or a transport can raise (``MCPError`` codes, httpx2 and OS
 errors, pydantic validation errors, anyio stream errors, and ExceptionGroups of
 them from internal task groups) is mapped here, so no internal ExceptionGroup and
 no foreign exception type reaches a user. The original is always chained as
-``__cause__``; the new message names the server and never carries a secret.
+``__cause__``; the new message names the server and never carries a secret, and
+the original's own text (and that of everything chained to it) is redacted in place
+first (see ``_redact``), since it stays reachable as the cause and the context.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ._errors import (
     ToolCallTimeout,
     UnknownToolError,
 )
+from ._redact import redact_exception
 from ._transport import HttpOutcome
 
 __all__ = ["first_leaf", "translate_call_error", "translate_connect_error"]
@@ -135,6 +138,7 @@ def translate_connect_error(exc: BaseException, server: str, http: HttpOutcome |
     ``http`` is what the HTTP layer saw of the handshake, if it was over HTTP: its
     status says more than the JSON-RPC stand-in error the SDK makes of it.
     """
+    redact_exception(exc)
     leaf = first_leaf(exc)
     if isinstance(leaf, MCPPoolError):
         return leaf
@@ -167,6 +171,7 @@ def translate_call_error(
     loss (or the pool closing), whatever the SDK happened to raise. ``http`` is what
     the HTTP layer saw of the request: an error status is reported as such.
     """
+    redact_exception(exc)
     leaf = first_leaf(exc)
     error: MCPPoolError
     if isinstance(leaf, MCPPoolError):

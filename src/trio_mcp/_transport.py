@@ -39,6 +39,7 @@ from mcp.shared.message import SessionMessage
 
 from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import ServerUnavailableError
+from ._redact import install_log_redaction
 from ._stdio import stdio_transport
 
 __all__ = ["HttpOutcome", "client_target", "open_transport", "watch_http"]
@@ -258,6 +259,7 @@ async def open_transport(
     name: str, config: ServerConfig, headers: dict[str, str], on_end: Callable[[], None]
 ) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream[SessionMessage]]]:
     """Open the transport ``config`` describes; ``on_end`` fires when it stops delivering."""
+    install_log_redaction()  # again: SDK loggers may have been created since import
     async with _build(name, config, headers, on_end) as (read_stream, write_stream):
         yield _WatchedReadStream(read_stream, on_end), write_stream
 

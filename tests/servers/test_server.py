@@ -8,8 +8,9 @@ environment variable, else an ephemeral one; printed as ``PORT <n>`` on stdout).
 Tools:
 - ``echo(text)`` and ``add(a, b)`` answer at once;
 - ``slow(seconds, tag)`` sleeps and records in ``events`` whether it finished or was
-  cancelled (``events(tag)`` reads them back), so tests can prove a cancelled call was
-  cancelled *on the server*;
+  cancelled (``events(tag)`` reads them back; ``wait_event(tag, wanted)`` answers once
+  ``wanted`` has happened), so tests can prove a cancelled call was cancelled *on the
+  server* without polling;
 - ``fail(message)`` raises, which MCP turns into a result with ``isError``;
 - ``list_count()`` reports how many ``tools/list`` requests this process served;
 - ``add_tool(name)`` registers a new tool and announces the change to the client;
@@ -53,6 +54,16 @@ from pydantic import BaseModel
 
 _list_count = 0
 _events: dict[str, list[str]] = {}
+# Set (and replaced) whenever an event is recorded, to wake ``wait_event`` callers.
+_recorded: anyio.Event | None = None
+
+
+def _record(log: list[str], event: str) -> None:
+    global _recorded
+    log.append(event)
+    if _recorded is not None:
+        _recorded.set()
+        _recorded = None
 
 
 async def _count_list_tools(ctx: Any, call_next: Any) -> Any:
@@ -82,13 +93,13 @@ def add(a: int, b: int) -> int:
 async def slow(seconds: float, tag: str = "") -> str:
     """Sleep, then answer; record whether the sleep finished or was cancelled."""
     log = _events.setdefault(tag, [])
-    log.append("started")
+    _record(log, "started")
     try:
         await anyio.sleep(seconds)
     except BaseException:
-        log.append("cancelled")
+        _record(log, "cancelled")
         raise
-    log.append("finished")
+    _record(log, "finished")
     return f"slept {seconds}"
 
 
@@ -96,6 +107,17 @@ async def slow(seconds: float, tag: str = "") -> str:
 def events(tag: str) -> list[str]:
     """What happened to the ``slow`` calls with this tag."""
     return _events.get(tag, [])
+
+
+@server.tool()
+async def wait_event(tag: str, wanted: str) -> list[str]:
+    """Wait until a ``slow`` call with this tag records ``wanted``; then what happened."""
+    global _recorded
+    while wanted not in _events.get(tag, []):
+        if _recorded is None:
+            _recorded = anyio.Event()
+        await _recorded.wait()
+    return _events[tag]
 
 
 @server.tool()

@@ -1,0 +1,135 @@
+"""Keeping secrets out of the text the SDK and its HTTP stack write about our connections.
+
+httpx2 logs every request URL at INFO (user-info and query included), the SDK logs
+endpoint URLs, session ids and whole JSON-RPC messages (tool arguments) at DEBUG, and
+httpx2's ``HTTPStatusError`` names the full URL. Two guards stop that text:
+
+- :func:`redact_exception` rewrites, in place, the messages of a foreign exception and
+  of everything chained to it (causes, contexts, group members, notes). The one
+  translation boundary (``_translate``) calls it on every error it wraps, so neither the
+  chained cause nor the implicit context of a trio-mcp error carries a secret.
+- :func:`install_log_redaction` puts a filter on the loggers of those libraries (and on
+  our own), which rewrites each record the same way before any handler sees it.
+
+A logger's filters only see records logged to that very logger (not its children's,
+which propagate past them), so the filter goes on every existing logger of the family;
+it is installed when trio-mcp is imported and again whenever a transport opens, which
+catches loggers created later.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from mcp.shared.exceptions import MCPError
+
+from ._config import redact_url
+
+__all__ = ["install_log_redaction", "redact_exception", "redact_text"]
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]*")
+_SENSITIVE = r"[\w.-]*(?:auth|cookie|session|token|key|secret|passw)[\w.-]*"
+# A sensitive name and its value as a pair in a repr: ``(b'mcp-session-id', b'…')``
+# in httpcore2's traces, ``'authorization': '…'`` in a dict.
+_NAMED_VALUE = re.compile(rf"(?i)(b?(['\"]){_SENSITIVE}\2\s*[:,]\s*b?(['\"]))(?:(?!\3).)*")
+# ``Received session ID: …`` (the SDK, at INFO) and its kin.
+_SESSION_ID = re.compile(r"(?i)(session[ _-]?id\s*[:=]\s*)[^\s'\",&)]+")
+# The SDK's DEBUG dumps of whole messages, which carry tool arguments and results.
+_PAYLOAD = re.compile(r"^(Sending client message|Received server message|SSE message): (.*)$", re.DOTALL)
+_METHOD = re.compile(r"\bmethod='([^']*)'")
+_ID = re.compile(r"\bid=(\d+|'[^']*')")
+
+_LOGGERS = ("httpx2", "httpcore2", "mcp", "trio_mcp")
+# The SDK's client session logs as plain "client" (not under "mcp").
+_EXACT_LOGGERS = ("client",)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with URLs redacted (:func:`redact_url`) and sensitive named values hidden."""
+    text = _URL.sub(lambda match: redact_url(match[0]), text)
+    text = _NAMED_VALUE.sub(r"\1***", text)
+    return _SESSION_ID.sub(r"\1***", text)
+
+
+def _redact_payload(message: str) -> str:
+    dump = _PAYLOAD.match(message)
+    if dump is None:
+        return message
+    method, request_id = _METHOD.search(dump[2]), _ID.search(dump[2])
+    summary = " ".join(
+        part
+        for part in (method and method[1], request_id and f"id={request_id[1]}", "(content not logged)")
+        if part
+    )
+    return f"{dump[1]}: {summary}"
+
+
+def redact_exception(exc: BaseException) -> None:
+    """Redact, in place, the messages of ``exc`` and of every exception chained to it.
+
+    Only the text is rewritten (``args``, notes, an OS error's ``strerror``/``filename``,
+    an ``MCPError``'s message); types and other attributes are left as they are.
+    """
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        args = tuple(redact_text(arg) if isinstance(arg, str) else arg for arg in current.args)
+        if args != current.args:
+            current.args = args
+        notes = getattr(current, "__notes__", None)
+        if isinstance(notes, list):
+            notes[:] = [redact_text(note) if isinstance(note, str) else note for note in notes]
+        if isinstance(current, OSError):
+            for name in ("strerror", "filename", "filename2"):
+                value = getattr(current, name)
+                if isinstance(value, str):
+                    setattr(current, name, redact_text(value))
+        if isinstance(current, MCPError):
+            current.error.message = redact_text(current.error.message)
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        stack.extend((current.__cause__, current.__context__))
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites a record's message and exception so that no secret reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: logging reports it when it is emitted
+            return True
+        redacted = _redact_payload(redact_text(message))
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        if record.exc_info is not None and record.exc_info[1] is not None:
+            redact_exception(record.exc_info[1])
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Put the redacting filter on every logger of httpx2, httpcore2, the SDK and trio-mcp.
+
+    Idempotent and cheap; call it again after new loggers of those families may exist.
+    """
+    prefixes = tuple(f"{name}." for name in _LOGGERS)
+    names = [
+        name
+        for name, logger in list(logging.Logger.manager.loggerDict.items())
+        if isinstance(logger, logging.Logger) and name.startswith(prefixes)
+    ]
+    for name in (*_LOGGERS, *_EXACT_LOGGERS, *names):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+install_log_redaction()

@@ -1,0 +1,270 @@
+"""Secrets (URL credentials, query tokens, header values, session ids) never reach a log
+record, an error's text, or anything chained to an error."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+import trio
+from mcp.shared.exceptions import MCPError
+
+import trio_mcp
+from trio_mcp._config import redact_url
+from trio_mcp._redact import redact_exception, redact_text
+from trio_mcp._translate import translate_call_error, translate_connect_error
+
+from .conftest import HttpServer, free_port
+
+PASSWORD, TOKEN, HEADER, USER = "pw-S3CRET", "qtok-S3CRET", "hdr-S3CRET", "usr-S3CRET"
+SECRETS = (PASSWORD, TOKEN, HEADER, USER)
+
+
+# Malformed URLs must not leak either: a raw "/", "?" or "#" in the user-info, a
+# missing "/" after the scheme, bare query tokens, path parameters, fragments.
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://a:b@h/p?x=1&y", "http://***@h/p?x=***&***"),
+        ("https://USER:PASS@host:8443/mcp?api_key=KEY", "https://***@host:8443/mcp?api_key=***"),
+        ("http://USER:PA/SS@host/mcp", "http://***"),
+        ("http://USER:PA?SS@host/mcp", "http://***"),
+        ("http://USER:PA#SS@host/mcp", "http://***"),
+        ("http://US/ER:PASS@host/mcp", "http://***"),
+        ("http://USER:12/SS@host/mcp", "http://***"),
+        ("http://USER:12?SS@host/mcp", "http://***"),
+        ("http:/USER:PASS@host/mcp", "http:/***@host/mcp"),
+        ("http:USER:PASS@host/mcp", "http:***@host/mcp"),
+        ("http//USER:PASS@host/mcp", "***"),
+        ("USER:PASS@host/mcp", "***@host/mcp"),
+        ("http://USER:PASS@@host/mcp", "http://***@host/mcp"),
+        ("http://USER:PASS@host:PORTX/mcp", "http://***@***/mcp"),
+        ("http://USER:PASS/mcp", "http://***/mcp"),
+        ("http://host/mcp?TOKEN", "http://host/mcp?***"),
+        ("http://host/mcp?a=1&TOKEN", "http://host/mcp?a=***&***"),
+        ("http://host/mcp?a=1&&TOKEN", "http://host/mcp?a=***&***&***"),
+        ("http://host/mcp?TOKEN=", "http://host/mcp?***"),
+        ("http://host/mcp?TOKEN==", "http://host/mcp?***"),
+        ("http://host/mcp?TOKEN%3D=v", "http://host/mcp?***"),
+        ("http://host/mcp;jsessionid=TOKEN", "http://host/mcp;***"),
+        ("http://host/mcp;TOKEN?x=1", "http://host/mcp;***?x=***"),
+        ("http://host/mcp#TOKEN", "http://host/mcp"),
+        ("https://host/mcp?mail=USER@PASS", "https://***"),
+        (
+            "https://server.example/@scope/name/mcp?key=TOKEN",
+            "https://server.example/@scope/name/mcp?key=***",
+        ),
+        ("http://[::1]:8080/mcp", "http://[::1]:8080/mcp"),
+        ("http://[::1/mcp", "http://***/mcp"),
+        ("localhost:8000/mcp", "localhost:8000/mcp"),
+    ],
+)
+def test_redact_url_shows_no_user_info_query_value_or_param(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    for secret in ("USER", "PASS", "PA", "SS", "TOKEN", "KEY", "PORTX"):
+        assert secret not in redact_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://USER:PA/SS@host/mcp",
+        "http://USER:PA?SS@host/mcp",
+        "http://USER:PA#SS@host/mcp",
+        "http:/USER:PASS@host/mcp",
+        "http:USER:PASS@host/mcp",
+        "ftp://USER:PASS@host/mcp?TOKEN",
+        "http://USER:PASS@host:PORTX/mcp",
+        "http://[::1/mcp?TOKEN",
+    ],
+)
+@pytest.mark.parametrize("config", [trio_mcp.StreamableHttpServer, trio_mcp.SseServer])
+def test_config_errors_never_echo_url_secrets(url: str, config: type[trio_mcp.SseServer]) -> None:
+    with pytest.raises(trio_mcp.ConfigError) as info:
+        config(url)
+    for text in _texts(info.value):
+        for secret in ("USER", "PASS", "PA", "SS", "TOKEN", "PORTX"):
+            assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://host/mcp?TOKEN",
+        "http://host/mcp?a=1&TOKEN",
+        "http://host/mcp;TOKEN",
+        "http://host/mcp#TOKEN",
+        "http://host/mcp?TOKEN=",
+        "http://USER:12/PASS@host/mcp",
+    ],
+)
+def test_reprs_never_echo_url_secrets(url: str) -> None:
+    config = trio_mcp.StreamableHttpServer(url)
+    for text in (repr(config), str(config)):
+        for secret in ("USER", "PASS", "TOKEN"):
+            assert secret not in text
+
+
+def _texts(exc: BaseException | None, seen: set[int] | None = None) -> Iterator[str]:
+    """str, repr and traceback text of ``exc`` and of everything chained to it."""
+    seen = set() if seen is None else seen
+    if exc is None or id(exc) in seen:
+        return
+    seen.add(id(exc))
+    yield str(exc)
+    yield repr(exc)
+    yield "".join(traceback.format_exception(exc))
+    if isinstance(exc, BaseExceptionGroup):
+        for member in exc.exceptions:
+            yield from _texts(member, seen)
+    yield from _texts(exc.__cause__, seen)
+    yield from _texts(exc.__context__, seen)
+
+
+def _assert_clean(texts: Iterator[str] | list[str], what: str) -> None:
+    for text in texts:
+        leaked = [secret for secret in SECRETS if secret in text]
+        assert not leaked, f"{what} leaks {leaked}: {text[:500]}"
+
+
+def _status_error(status: int) -> httpx2.HTTPStatusError:
+    url = f"http://{USER}:{PASSWORD}@127.0.0.1:9/sse?api_key={TOKEN}"
+    response = httpx2.Response(status, request=httpx2.Request("GET", url))
+    try:
+        response.raise_for_status()
+    except httpx2.HTTPStatusError as error:
+        return error
+    raise AssertionError("unreachable")
+
+
+def test_translation_redacts_every_chained_exception() -> None:
+    status = _status_error(401)
+    assert PASSWORD in str(status)  # httpx2 really puts the URL in its message
+    context = OSError(5, f"failed on http://{USER}:{PASSWORD}@h/", f"http://h/?k={TOKEN}")
+    status.__context__ = context
+    noted = RuntimeError("x")
+    noted.add_note(f"while posting to http://h/mcp?api_key={TOKEN}")
+    rpc = MCPError(-32603, f"upstream http://{USER}:{PASSWORD}@h/ failed")
+    for translate in (
+        lambda exc: translate_connect_error(exc, "s"),
+        lambda exc: translate_call_error(exc, server="s", what="tools/call", closing=False),
+    ):
+        group = ExceptionGroup("g", [status, ExceptionGroup("h", [noted, rpc])])
+        error = translate(group)
+        try:
+            raise error from error.__cause__
+        except trio_mcp.MCPPoolError as raised:
+            raised.__context__ = group  # what a raise inside the except block does
+            _assert_clean(_texts(raised), "translated error")
+    assert "HTTP 401" in str(translate_connect_error(_status_error(401), "s"))
+    assert redact_text("(b'mcp-session-id', b'abc123')") == "(b'mcp-session-id', b'***')"
+    # A cycle in the chain ends the walk.
+    a, b = ValueError(f"http://h/?k={TOKEN}"), ValueError(f"http://{USER}@h/")
+    a.__context__, b.__context__ = b, a
+    redact_exception(a)
+    assert TOKEN not in str(a) and USER not in str(b)
+
+
+async def _answer_with_status(status: int, stream: trio.SocketStream) -> None:
+    """Read one HTTP request (headers and body), answer ``status``, close."""
+    async with stream:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = await stream.receive_some()
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = await stream.receive_some()
+            if not chunk:
+                return
+            body += chunk
+        await stream.send_all(
+            f"HTTP/1.1 {status} Status\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".encode()
+        )
+
+
+async def serve_status(status: int, *, task_status: trio.TaskStatus[int]) -> None:
+    """A tiny real HTTP server on 127.0.0.1 that answers every request with ``status``."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    task_status.started(listeners[0].socket.getsockname()[1])
+    await trio.serve_listeners(lambda stream: _answer_with_status(status, stream), listeners)
+
+
+async def test_no_secret_in_any_log_record_error_or_chained_cause(
+    caplog: pytest.LogCaptureFixture, http_server: HttpServer
+) -> None:
+    """Good and failing servers over SSE and Streamable HTTP (both modes), logged at DEBUG.
+
+    Failures: HTTP 401 and 500 (a small real server), 404 (a wrong path on the test
+    server), connection refused, and a session lost when its server is killed.
+    """
+    doomed = await trio.to_thread.run_sync(HttpServer)
+    refused = await free_port()
+    caplog.set_level(logging.DEBUG)  # the root logger: every library's records
+    async with trio.open_nursery() as nursery:
+        unauthorized = await nursery.start(serve_status, 401)
+        broken = await nursery.start(serve_status, 500)
+
+        def url(port: int, path: str) -> str:
+            return f"http://{USER}:{PASSWORD}@127.0.0.1:{port}{path}?api_key={TOKEN}"
+
+        servers: dict[str, trio_mcp.ServerConfig] = {}
+        for kind, path, make, modes in (
+            ("sse", "/sse", trio_mcp.SseServer, ("auto",)),
+            ("http", "/mcp", trio_mcp.StreamableHttpServer, ("auto", "legacy")),
+        ):
+            targets = {
+                "ok": url(http_server.port, path),
+                "401": url(unauthorized, path),
+                "500": url(broken, path),
+                "404": url(http_server.port, "/no-such-path"),
+                "refused": url(refused, path),
+                "killed": url(doomed.port, path),
+            }
+            for mode in modes:
+                for label, target in targets.items():
+                    servers[f"{kind}-{mode}-{label}"] = make(
+                        target,
+                        headers={"X-Test-Key": "Bearer ${key}"},
+                        mode=mode,  # type: ignore[arg-type]
+                        call_timeout=10,
+                    )
+        errors: list[BaseException] = []
+        async with trio_mcp.open_mcp_pool(servers, variables={"key": HEADER}) as pool:
+            for name in servers:
+                if name.endswith(("-ok", "-killed")):
+                    seen = trio_mcp.result_text(await pool.tool_call(name, "whoami"))
+                    assert HEADER in seen  # the secret header and URL reached the server
+            doomed.stop()
+            for name in servers:
+                if name.endswith("-ok"):
+                    continue
+                with pytest.raises(trio_mcp.MCPPoolError) as info:
+                    await pool.tool_call(name, "echo", {"text": "x"})
+                errors.append(info.value)
+                if "sse" in name and name.endswith(("401", "500", "404")):
+                    assert f"HTTP {name.rpartition('-')[2]}" in str(info.value)
+        nursery.cancel_scope.cancel()
+
+    assert len(errors) == 15
+    for error in errors:
+        _assert_clean(_texts(error), f"error {error!r}")
+    records = caplog.records
+    assert any(record.name.startswith("httpx2") for record in records)  # the capture saw them
+    assert any("session ID" in record.getMessage() for record in records)  # legacy Streamable HTTP
+    assert any(record.exc_info for record in records)  # the SDK logged tracebacks too
+    for record in records:
+        texts = [record.getMessage(), repr(record.msg), repr(record.args)]
+        if record.exc_info:
+            texts.append("".join(traceback.format_exception(*record.exc_info)))
+        _assert_clean(texts, f"log record {record.name}:{record.levelname}")
