@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._errors import ConfigError
+from ._redact import redact_url
 
 if TYPE_CHECKING:
     from ._handlers import Handlers
@@ -40,56 +41,6 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 #: Generous: an SDK-built server sends a 50 MB text result twice over (as content and
 #: as structured content), and a message this large already takes a second to decode.
 DEFAULT_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
-
-
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
-_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[^:@\[\]]+)(?::[0-9]*)?$")
-# A query key worth showing: a short identifier (never a bare token's shape).
-_QUERY_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,39}$")
-
-
-def _redact_query(query: str) -> str:
-    pairs = []
-    for pair in query.split("&"):
-        key, equals, value = pair.partition("=")
-        # A bare word (``?TOKEN``), an empty or padding-only value (``?dG9rZW4=``) or an
-        # odd key may itself be the secret: only ``key=value`` pairs keep their key.
-        keep = equals and value.strip("=") and _QUERY_KEY.match(key)
-        pairs.append(f"{key}=***" if keep else "***")
-    return "&".join(pairs)
-
-
-def redact_url(url: str) -> str:
-    """The URL as safe to show: scheme, host, port and path, and the query's keys.
-
-    User-info, path parameters (``;x``), query values and the fragment are never shown.
-    A malformed URL is read the cautious way: an ``@`` that a strict parser would put in
-    the path, query or fragment (a password holding a raw ``/``, ``?`` or ``#``) may end
-    a user-info, so then nothing past the scheme is shown. Only an ``@`` that starts a
-    path segment (``/@scope/name``, common on MCP hosting services) is read as path.
-    """
-    scheme = _SCHEME.match(url)
-    if scheme is not None and (scheme[2] or scheme[1].lower() in ("http", "https")):
-        shown, rest = scheme[0], url[scheme.end() :]
-    else:
-        shown, rest = "", url  # no scheme (or ``user:pw@host``): all of it is the rest
-    end = re.search(r"[/?#]", rest)
-    authority, tail = (rest[: end.start()], rest[end.start() :]) if end else (rest, "")
-    head_end = re.search(r"[?#]", tail)
-    head, query_and_fragment = (
-        (tail[: head_end.start()], tail[head_end.start() :]) if head_end else (tail, "")
-    )
-    if re.search(r"(?<!/)@", head) or "@" in query_and_fragment:
-        return shown + "***"
-    if "@" in authority:
-        shown, authority = shown + "***@", authority.rpartition("@")[2]
-    if not _HOST_PORT.match(authority):
-        authority = "***" if authority else ""
-    path, params, _ = head.partition(";")
-    query = query_and_fragment.partition("#")[0][1:]
-    return (
-        shown + authority + path + (";***" if params else "") + ("?" + _redact_query(query) if query else "")
-    )
 
 
 def _names_only(mapping: Mapping[str, str] | None) -> str:
