@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -153,3 +155,33 @@ async def test_state_is_derived_not_stored() -> None:
         await trio.sleep(0.25)  # the backoff has passed: nothing is stored to go stale
         assert pool.statistics()["missing"].state is trio_mcp.ServerState.IDLE
     assert {stats.state for stats in pool.statistics().values()} == {trio_mcp.ServerState.CLOSED}
+
+
+def test_configs_are_immutable_and_hashable() -> None:
+    config = trio_mcp.StdioServer("x", env={"TOKEN": "env-secret"})
+    assert hash(config) == hash(trio_mcp.StdioServer("x", env={"TOKEN": "env-secret"}))
+    remote = trio_mcp.StreamableHttpServer("http://h/mcp", headers={"Authorization": "Bearer t"})
+    with pytest.raises(TypeError):
+        remote.headers["Bad\n"] = "x"  # type: ignore[index]
+    assert {config, remote}  # usable as keys
+    assert "env-secret" not in repr(config) and "env-secret" not in repr(config.env)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: trio_mcp.ReconnectPolicy(jitter=float("nan")), "jitter must be between 0 and 1"),
+        (lambda: trio_mcp.ReconnectPolicy(initial_backoff=True), "initial_backoff must be a positive number"),
+        (lambda: trio_mcp.Limits(max_concurrent=0), "max_concurrent must be a whole number"),
+        (lambda: trio_mcp.StdioServer(" "), "command must be a non-empty string"),
+        (lambda: trio_mcp.StdioServer("x", ["ok", 1]), "args must be strings"),
+        (lambda: trio_mcp.StdioServer("x", env={"K": 1}), "env must be a mapping"),
+        (lambda: trio_mcp.StdioServer("x", call_timeout=math.inf), "call_timeout must be a positive, finite"),
+        (lambda: trio_mcp.StdioServer("x", mode="new"), "mode must be one of"),
+        (lambda: trio_mcp.StdioServer("x", limits="many"), "limits must be a Limits"),
+    ],
+)
+def test_attrs_validators_speak_config_errors_without_values(make: Any, words: str) -> None:
+    with pytest.raises(trio_mcp.ConfigError, match=re.escape(words)) as info:
+        make()
+    assert "many" not in str(info.value) and "'new'" not in str(info.value)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import urlsplit
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ._handlers import Handlers
 
 __all__ = [
+    "FrozenMap",
     "InProcessServer",
     "Limits",
     "ReconnectPolicy",
@@ -49,16 +51,43 @@ def _names_only(mapping: Mapping[str, str] | None) -> str:
     return "{" + ", ".join(f"{name!r}: '***'" for name in mapping) + "}"
 
 
-def _to_str_map(value: Mapping[str, str] | None) -> dict[str, str] | None:
+class FrozenMap(Mapping[str, str]):
+    """An immutable, hashable mapping of strings: what a frozen config holds.
+
+    Its repr shows the keys only — the values are headers and environment values.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, str] = MappingProxyType({})) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return _names_only(self)
+
+
+def _to_str_map(value: Mapping[str, str] | None) -> FrozenMap | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
         raise ConfigError(f"expected a mapping of strings, got {type(value).__name__}")
-    return dict(value)
+    return value if isinstance(value, FrozenMap) else FrozenMap(value)
 
 
-def _to_headers(value: Mapping[str, str] | None) -> dict[str, str]:
-    return _to_str_map(value) or {}
+def _to_headers(value: Mapping[str, str] | None) -> FrozenMap:
+    return _to_str_map(value) or FrozenMap()
 
 
 def _to_args(value: Any) -> tuple[str, ...]:
@@ -70,27 +99,54 @@ def _to_args(value: Any) -> tuple[str, ...]:
         raise ConfigError(f"args must be a sequence of strings, got {type(value).__name__}") from None
 
 
-def _check_timeout(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{attribute.name} must be a number of seconds or None")
-    if not (value > 0 and math.isfinite(value)):
-        raise ConfigError(f"{attribute.name} must be a positive, finite number of seconds")
+def _checked(requirement: str, *validators: Any) -> Any:
+    """attrs' own validators, raising :class:`ConfigError` "<field> must be <requirement>".
+
+    attrs' messages repeat the offending value, which may be a secret: never shown.
+    """
+    inner = attrs.validators.and_(*validators)
+
+    def check(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        try:
+            inner(inst, attribute, value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{attribute.name} must be {requirement}") from None
+
+    return check
 
 
-def _check_mode(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in _MODES:
-        raise ConfigError(f"mode must be one of {_MODES}, got {value!r}")
-
-
-def _check_str_map(inst: object, attribute: attrs.Attribute[Any], value: dict[str, str] | None) -> None:
-    for key, item in (value or {}).items():
-        # Values are never echoed: they may be secrets.
-        if not isinstance(key, str) or not key:
-            raise ConfigError(f"{attribute.name} keys must be non-empty strings")
-        if not isinstance(item, str):
-            raise ConfigError(f"{attribute.name}[{key!r}] must be a string")
+_NUMBER = (
+    attrs.validators.instance_of(int | float),
+    attrs.validators.not_(attrs.validators.instance_of(bool)),
+)
+_positive = _checked("a positive number", *_NUMBER, attrs.validators.gt(0))
+_whole = _checked(
+    "a whole number >= 1",
+    attrs.validators.instance_of(int),
+    attrs.validators.not_(attrs.validators.instance_of(bool)),
+    attrs.validators.ge(1),
+)
+_fraction = _checked("between 0 and 1", *_NUMBER, attrs.validators.ge(0), attrs.validators.le(1))
+_check_timeout = attrs.validators.optional(
+    _checked(
+        "a positive, finite number of seconds or None",
+        *_NUMBER,
+        attrs.validators.gt(0),
+        attrs.validators.lt(math.inf),
+    )
+)
+_check_mode = _checked(f"one of {_MODES}", attrs.validators.in_(_MODES))
+_check_command = _checked(
+    "a non-empty string", attrs.validators.instance_of(str), attrs.validators.matches_re(r"(?s).*\S")
+)
+_check_args = _checked("strings", attrs.validators.deep_iterable(attrs.validators.instance_of(str)))
+_check_cwd = _checked("a path or None", attrs.validators.optional(attrs.validators.instance_of(str | Path)))
+_check_health_interval = attrs.validators.optional(_positive)
+_STRING_MAP = attrs.validators.deep_mapping(
+    key_validator=(attrs.validators.instance_of(str), attrs.validators.min_len(1)),
+    value_validator=attrs.validators.instance_of(str),
+)
+_check_str_map = _checked("a mapping of non-empty names to strings", attrs.validators.optional(_STRING_MAP))
 
 
 def _check_templates(what: str, templates: Mapping[str, str]) -> None:
@@ -101,7 +157,7 @@ def _check_templates(what: str, templates: Mapping[str, str]) -> None:
             )
 
 
-def _check_headers(inst: object, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
+def _check_headers(inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, str]) -> None:
     _check_str_map(inst, attribute, value)
     for name, template in value.items():
         if not _HEADER_NAME.match(name):
@@ -111,7 +167,7 @@ def _check_headers(inst: object, attribute: attrs.Attribute[Any], value: dict[st
     _check_templates("header", value)
 
 
-def _check_env(inst: object, attribute: attrs.Attribute[Any], value: dict[str, str] | None) -> None:
+def _check_env(inst: object, attribute: attrs.Attribute[Any], value: Mapping[str, str] | None) -> None:
     _check_str_map(inst, attribute, value)
     _check_templates("environment variable", value or {})
 
@@ -130,36 +186,6 @@ def _check_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> N
         raise ConfigError(f"url {redact_url(value)!r} is not a valid URL")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"url {redact_url(value)!r} must be an http:// or https:// URL with a host")
-
-
-def _check_command(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError("command must be a non-empty string")
-
-
-def _check_args(_inst: object, _attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
-    if not all(isinstance(arg, str) for arg in value):
-        raise ConfigError("args must all be strings")
-
-
-def _check_cwd(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not isinstance(value, str | Path):
-        raise ConfigError("cwd must be a path or None")
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or math.isnan(value):
-        raise ConfigError(f"{attribute.name} must be a positive number")
-
-
-def _whole(_inst: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{attribute.name} must be a whole number >= 1")
-
-
-def _fraction(_inst: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ConfigError(f"{attribute.name} must be between 0 and 1")
 
 
 @attrs.frozen
@@ -196,16 +222,7 @@ class Limits:
 
 
 def _instance_of(cls: type) -> Any:
-    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, cls):
-            raise ConfigError(f"{attribute.name} must be a {cls.__name__}")
-
-    return check
-
-
-def _check_health_interval(_inst: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None:
-        _positive(_inst, attribute, value)
+    return _checked(f"a {cls.__name__}", attrs.validators.instance_of(cls))
 
 
 def _check_handlers(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
@@ -263,7 +280,7 @@ class StdioServer(_ServerOptions):
     args: tuple[str, ...] = attrs.field(default=(), converter=_to_args, validator=_check_args)
     #: Added to the SDK's safe default environment. Values may hold ``${name}``
     #: placeholders filled from the pool's ``variables`` (``$$`` for a literal ``$``).
-    env: dict[str, str] | None = attrs.field(
+    env: FrozenMap | None = attrs.field(
         default=None, converter=_to_str_map, validator=_check_env, repr=_names_only
     )
     cwd: str | Path | None = attrs.field(default=None, validator=_check_cwd)
@@ -280,8 +297,8 @@ class _RemoteServer(_ServerOptions):
     url: str = attrs.field(validator=_check_url, repr=lambda url: repr(redact_url(url)))
     #: Header values may hold ``${name}`` placeholders, filled from the pool's
     #: ``variables`` when the session connects (``string.Template`` rules, ``$$`` escapes).
-    headers: dict[str, str] = attrs.field(
-        factory=dict, converter=_to_headers, validator=_check_headers, repr=_names_only
+    headers: FrozenMap = attrs.field(
+        factory=FrozenMap, converter=_to_headers, validator=_check_headers, repr=_names_only
     )
 
     def templates(self) -> tuple[str, Mapping[str, str]]:

@@ -204,7 +204,9 @@ def _resolve_command(name: str, config: StdioServer) -> str:
         if os.access(path, os.X_OK) and path.is_file():
             return command
     else:
-        search_path = (config.env or {}).get("PATH", os.environ.get("PATH"))
+        search_path = (
+            config.env.get("PATH") if config.env and "PATH" in config.env else os.environ.get("PATH")
+        )
         found = shutil.which(command, path=search_path)
         if found is not None:
             return found
