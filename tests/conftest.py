@@ -117,6 +117,30 @@ def make_config(transport: str, http_server: HttpServer) -> Callable[..., trio_m
     return functools.partial(config_for, transport, http_server)
 
 
+async def wait_process_exit(pid: int) -> None:
+    """Return once process ``pid`` has ended (a zombie, or reaped already).
+
+    A crashed server's pipes reach EOF as it starts to exit, before the kernel marks it
+    a zombie: on a busy machine a caller can see the EOF while ``pid`` still shows as
+    running. Its pidfd turns readable only when the exit is complete.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # reaped since it was listed
+        return False
+
+
 def _children() -> set[int]:
     return {child.pid for child in psutil.Process().children(recursive=True)}
 
@@ -127,11 +151,7 @@ def no_leaked_children_or_threads(http_server: HttpServer) -> Iterator[None]:
     before_children = _children()
     before_threads = {t.ident for t in threading.enumerate()}
     yield
-    leaked_children = {
-        pid
-        for pid in _children() - before_children
-        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    }
+    leaked_children = {pid for pid in _children() - before_children if _alive(pid)}
     assert not leaked_children, f"child processes left behind: {leaked_children}"
     # Worker threads of trio's thread cache idle out on their own; only count others.
     leaked_threads = [

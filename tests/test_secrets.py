@@ -4,6 +4,9 @@ record, an error's text, or anything chained to an error."""
 from __future__ import annotations
 
 import logging
+import re
+import subprocess
+import sys
 import traceback
 from collections.abc import Iterator
 
@@ -21,6 +24,7 @@ from .conftest import HttpServer, free_port
 
 PASSWORD, TOKEN, HEADER, USER = "pw-S3CRET", "qtok-S3CRET", "hdr-S3CRET", "usr-S3CRET"
 SECRETS = (PASSWORD, TOKEN, HEADER, USER)
+SESSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 # Malformed URLs must not leak either: a raw "/", "?" or "#" in the user-info, a
@@ -268,3 +272,26 @@ async def test_no_secret_in_any_log_record_error_or_chained_cause(
         if record.exc_info:
             texts.append("".join(traceback.format_exception(*record.exc_info)))
         _assert_clean(texts, f"log record {record.name}:{record.levelname}")
+        # Session ids (the server's are uuid4 hex) are bearer capabilities too.
+        assert not any(SESSION_ID.search(text) for text in texts), texts
+
+
+def test_a_fresh_process_logs_no_secret_from_its_first_request(http_server: HttpServer) -> None:
+    """httpcore2 creates its loggers at its first request: they are redacted from the start."""
+    url = f"http://{USER}:{PASSWORD}@127.0.0.1:{http_server.port}/mcp?api_key={TOKEN}"
+    script = f"""if True:
+        import logging, sys, trio, trio_mcp
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stdout)
+        server = trio_mcp.StreamableHttpServer({url!r}, mode="legacy", headers={{"X-Key": {HEADER!r}}})
+        async def main():
+            async with trio_mcp.open_mcp_pool({{"h": server}}) as pool:
+                await pool.tool_call("h", "echo", {{"text": "x"}})
+        trio.run(main)
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "b'mcp-session-id', b'***'" in done.stdout  # httpcore2 traced the response headers
+    _assert_clean([done.stdout, done.stderr], "a fresh process's log")
+    assert not SESSION_ID.search(done.stdout)

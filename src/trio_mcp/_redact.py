@@ -13,7 +13,8 @@ httpx2's ``HTTPStatusError`` names the full URL. Two guards stop that text:
 
 A logger's filters only see records logged to that very logger (not its children's,
 which propagate past them), so the filter goes on every existing logger of the family;
-it is installed when trio-mcp is imported and again whenever a transport opens, which
+it is installed when trio-mcp is imported (on the loggers that exist then, and on
+httpcore2's, which are named up front) and again whenever a transport opens, which
 catches loggers created later.
 """
 
@@ -89,8 +90,16 @@ _METHOD = re.compile(r"\bmethod='([^']*)'")
 _ID = re.compile(r"\bid=(\d+|'[^']*')")
 
 _LOGGERS = ("httpx2", "httpcore2", "mcp", "trio_mcp")
-# The SDK's client session logs as plain "client" (not under "mcp").
-_EXACT_LOGGERS = ("client",)
+# Named up front: the SDK's client session logs as plain "client" (not under "mcp"),
+# and httpcore2 creates its loggers only when its modules load, at the first request.
+_EXACT_LOGGERS = (
+    "client",
+    "httpcore2.connection",
+    "httpcore2.http11",
+    "httpcore2.http2",
+    "httpcore2.proxy",
+    "httpcore2.socks",
+)
 
 
 def redact_text(text: str) -> str:

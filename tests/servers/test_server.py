@@ -40,6 +40,7 @@ import anyio
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import Elicit, ListRoots, Resolve, Sample
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import (
     CreateMessageResult,
@@ -74,7 +75,31 @@ async def _count_list_tools(ctx: Any, call_next: Any) -> Any:
     return await call_next(ctx)
 
 
-server: MCPServer[Any] = MCPServer("trio-mcp-test-server", middleware=[_count_list_tools])
+def _extra_tools(count: int) -> list[Tool]:
+    """``extra_tool_<i>()`` returning ``i``: one analysed function, copied ``count`` times.
+
+    ``add_tool`` analyses each function with pydantic (about 1.5 ms of CPU apiece), so
+    3,000 tools took 5 s of CPU to start and a busy machine missed the client's connect
+    timeout; copies cost microseconds.
+    """
+
+    def numbered() -> int:
+        return 0
+
+    template = Tool.from_function(numbered, name="extra_tool", description="padding tool")
+    return [
+        template.model_copy(
+            update={"name": f"extra_tool_{i}", "description": f"padding tool {i}", "fn": lambda i=i: i}
+        )
+        for i in range(count)
+    ]
+
+
+server: MCPServer[Any] = MCPServer(
+    "trio-mcp-test-server",
+    middleware=[_count_list_tools],
+    tools=_extra_tools(int(os.environ.get("TEST_SERVER_EXTRA_TOOLS", "0"))),
+)
 
 
 @server.tool()
@@ -225,14 +250,6 @@ def jsonrpc_error(code: int, message: str, tag: str = "") -> str:
     """Answer with a JSON-RPC error of the caller's choosing (recorded under ``tag``)."""
     _events.setdefault(tag, []).append("ran")
     raise MCPError(code, message)
-
-
-for _index in range(int(os.environ.get("TEST_SERVER_EXTRA_TOOLS", "0"))):
-
-    def _numbered(index: int = _index) -> int:
-        return index
-
-    server.add_tool(_numbered, name=f"extra_tool_{_index}", description=f"padding tool {_index}")
 
 
 @server.resource("memo://greeting")
