@@ -19,6 +19,12 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
     ├── RequestFailedError                 the server answered with a JSON-RPC error
+    │   ├── InvalidResultError             it answered, but with a result that fails the
+    │   │   │                              protocol or the tool's output schema
+    │   │   └── SkillVerificationError     a skill file's size, digest or frontmatter
+    │   │                                  differs from the server's own listing
+    │   └── NotSupportedError              the server did not declare the capability
+    │                                      the request needs; nothing was sent
     ├── HandlerError                       a client-side handler (sampling, elicitation,
     │                                      roots) failed or refused the server's request
     └── PoolClosedError                    the pool (or portal) is closed or closing
@@ -38,12 +44,15 @@ __all__ = [
     "ConfigError",
     "HandlerError",
     "InvalidArgumentsError",
+    "InvalidResultError",
     "MCPPoolError",
+    "NotSupportedError",
     "PoolClosedError",
     "RequestFailedError",
     "ServerDisconnectedError",
     "ServerOverloadedError",
     "ServerUnavailableError",
+    "SkillVerificationError",
     "TemplateError",
     "ToolCallTimeout",
     "UnknownServerError",
@@ -138,6 +147,39 @@ class RequestFailedError(MCPPoolError):
     def __init__(self, message: str, *, server: str | None = None, code: int) -> None:
         super().__init__(message, server=server)
         self.code = code
+
+
+class InvalidResultError(RequestFailedError):
+    """The server answered, but its result cannot be used as it stands: it is malformed
+    for the negotiated protocol, or its ``structuredContent`` does not match the tool's
+    declared ``outputSchema`` (or the schema itself is unusable).
+
+    The message names the tool and where the result departs from the schema, never the
+    values; the underlying validation error is chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, code: int = -32603) -> None:
+        super().__init__(message, server=server, code=code)
+
+
+class SkillVerificationError(InvalidResultError):
+    """A skill file (SEP-2640) read from the server does not match the skill's listing:
+    its size, its SHA-256 digest or (for ``SKILL.md``) its YAML frontmatter differ, or
+    it cannot be verified at all. Its content was not used."""
+
+    def __init__(self, message: str, *, server: str | None = None, uri: str) -> None:
+        super().__init__(message, server=server)
+        #: The URI of the file that failed verification.
+        self.uri = uri
+
+
+class NotSupportedError(RequestFailedError):
+    """The server did not declare the capability (or extension) the request needs, so
+    nothing was sent. ``code`` is JSON-RPC's "method not found" (-32601), what such a
+    server would have answered."""
+
+    def __init__(self, message: str, *, server: str | None = None) -> None:
+        super().__init__(message, server=server, code=-32601)
 
 
 class HandlerError(MCPPoolError):
