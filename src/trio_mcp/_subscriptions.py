@@ -75,6 +75,8 @@ class _Feed:
     """One subscription's state: the URIs updated and not yet read, and how it ended."""
 
     uri: str
+    #: Held by a 2026-07-28 listen stream (else a 2025-era resources/subscribe).
+    modern: bool
     #: Cancelling it ends the task that holds the subscription in the session's nursery.
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _pending: dict[str, None] = attrs.field(factory=dict)
@@ -138,10 +140,6 @@ class SubscriptionHub:
         return True
 
 
-def _modern(live: LiveSession) -> bool:
-    return live.client.protocol_version in MODERN_PROTOCOL_VERSIONS
-
-
 async def open_feed(live: LiveSession, uri: str) -> _Feed:
     """Subscribe to ``uri`` on ``live``; the feed ends when the session does.
 
@@ -156,8 +154,8 @@ async def open_feed(live: LiveSession, uri: str) -> _Feed:
             "(it did not declare resources.subscribe); nothing was sent",
             server=live.server,
         )
-    feed = _Feed(uri)
-    if _modern(live):
+    feed = _Feed(uri, live.client.protocol_version in MODERN_PROTOCOL_VERSIONS)
+    if feed.modern:
         await live.start_background(_hold_listen, live, feed)
         return feed
     live.subscriptions.add(feed)
@@ -297,7 +295,7 @@ class ResourceSubscription:
         lost = feed.end == "lost"
         feed.finish("closed")
         feed.scope.cancel()  # ends the task holding it (and a 2026 listen stream)
-        if _modern(live):
+        if feed.modern:
             return
         if lost:
             live.subscriptions.remove(feed)
