@@ -411,3 +411,52 @@ def test_skill_frontmatter_parsing() -> None:
     with pytest.raises(trio_mcp.SkillVerificationError, match="'extra'"):
         _parse_skill(entry, "---\nname: x\ndescription: d\nwhen: '2024-05-01'\nextra: 1\n---\n")
     assert json.dumps(dict(skill.frontmatter))  # JSON-shaped, like the listing
+
+
+def test_skill_listing_entries() -> None:
+    from trio_mcp._skills import _entry, file_uri, find_skill
+
+    good = {
+        "uri": "skill://x/dyn/SKILL.md",
+        "frontmatter": {"name": "dyn", "description": "d"},
+        "resources": "dynamic",
+    }
+    dynamic = _entry("s", good)
+    assert dynamic is not None and dynamic.files is None and dynamic.directory == "skill://x/dyn"
+    # No manifest: any file inside the skill may be read (unverified), nothing outside it.
+    assert file_uri(dynamic, "scripts/run.py") == "skill://x/dyn/scripts/run.py"
+    assert file_uri(dynamic, "skill://x/dyn/a.md") == "skill://x/dyn/a.md"
+    assert file_uri(dynamic, "refs/../a.md") == "skill://x/dyn/a.md"
+    with pytest.raises(trio_mcp.InvalidArgumentsError, match="leads outside"):
+        file_uri(dynamic, "a/../../other/SKILL.md")
+    for broken in (
+        {**good, "uri": "skill://x/dyn/README.md"},
+        {**good, "frontmatter": {"name": "dyn"}},
+        {**good, "resources": None},
+        {**good, "resources": [{"uri": "skill://x/dyn/SKILL.md", "digest": "sha256:00", "size": True}]},
+        {**good, "resources": [{"uri": "skill://x/dyn/SKILL.md", "digest": "sha256:00", "size": -1}]},
+        "not an object",
+    ):
+        assert _entry("s", broken) is None
+    twin = _entry("s", {**good, "uri": "skill://y/dyn/SKILL.md"})
+    assert twin is not None
+    with pytest.raises(trio_mcp.InvalidArgumentsError, match=r"2 skills named 'dyn'.*by its URI"):
+        find_skill("s", [dynamic, twin], "dyn")
+    assert find_skill("s", [dynamic, twin], "skill://y/dyn/SKILL.md") is twin
+
+
+async def test_unread_updates_are_coalesced() -> None:
+    from trio_mcp._subscriptions import _MAX_PENDING, _Feed
+
+    feed = _Feed("memo://dir/", modern=False)
+    for _ in range(3):
+        feed.push("memo://dir/a")
+    feed.push("memo://dir/b")
+    assert [await feed.next(), await feed.next()] == ["memo://dir/a", "memo://dir/b"]
+    # Too many distinct sub-resources unread: one update of the subscribed URI stands for them.
+    for index in range(_MAX_PENDING + 1):
+        feed.push(f"memo://dir/{index}")
+    assert await feed.next() == "memo://dir/"
+    feed.finish("lost")
+    feed.push("memo://dir/late")  # after the end: dropped
+    assert await feed.next() is None

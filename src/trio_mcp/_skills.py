@@ -202,17 +202,15 @@ def file_uri(entry: SkillEntry, path: str) -> str:
     Raises :class:`InvalidArgumentsError` for a path outside the skill, or (when the
     skill has a manifest) for a file the manifest does not list.
     """
-    if path.startswith(entry.directory + "/") or path == entry.uri:
-        uri = path
-        relative = path[len(entry.directory) + 1 :]
-    else:
-        uri, relative = entry.directory + "/" + path, path
+    inside = path.startswith(entry.directory + "/")
+    relative = path[len(entry.directory) + 1 :] if inside else path
     normal = posixpath.normpath(relative)
-    if "://" in relative or relative.startswith("/") or normal == ".." or normal.startswith("../"):
+    if "://" in relative or relative.startswith("/") or normal in (".", "..") or normal.startswith("../"):
         raise InvalidArgumentsError(
             f"{path!r} is not a file of skill {entry.name!r} (it leads outside {entry.directory!r})",
             server=entry.server,
         )
+    uri = entry.directory + "/" + normal
     if entry.files is not None and entry.file(uri) is None:
         raise InvalidArgumentsError(
             f"skill {entry.name!r} on server {entry.server!r} lists no file {uri!r}", server=entry.server
