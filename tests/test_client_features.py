@@ -460,3 +460,20 @@ async def test_unread_updates_are_coalesced() -> None:
     feed.finish("lost")
     feed.push("memo://dir/late")  # after the end: dropped
     assert await feed.next() is None
+
+
+def test_only_the_sdks_output_check_becomes_invalid_result() -> None:
+    from trio_mcp._session import _output_checked
+
+    tool = types.Tool(name="t", input_schema={"type": "object"}, output_schema={"type": "object"})
+
+    def session_gone() -> None:
+        raise RuntimeError("Client must be used within an async context manager")
+
+    # A RuntimeError from elsewhere (a client closed under the call) stays what it is,
+    # for the pool's translation to call it a lost session.
+    with (
+        pytest.raises(RuntimeError, match="async context manager"),
+        _output_checked("s", "t", tool, trio.Event()),
+    ):
+        session_gone()

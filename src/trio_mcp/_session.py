@@ -381,14 +381,21 @@ def _output_checked(server: str, name: str, tool: types.Tool | None, lost: trio.
     into :class:`InvalidResultError`.
 
     The SDK checks ``structuredContent`` against the listed ``outputSchema`` and raises
-    a bare ``RuntimeError``; which failure it was is told by what it chained (a schema
-    validation error, an unusable schema, or nothing: content missing), never by its
-    words. Only for a tool listed with an output schema, on a session still alive.
+    a bare ``RuntimeError``. That it is this check is told by where it was raised (the
+    SDK's output-schema check, not, say, a client closed under the call); which failure
+    by what it chained (a schema validation error, an unusable schema, or nothing:
+    content missing) — never by its words.
     """
     try:
         yield
     except RuntimeError as exc:
-        if type(exc) is not RuntimeError or tool is None or tool.output_schema is None or lost.is_set():
+        if (
+            type(exc) is not RuntimeError
+            or tool is None
+            or tool.output_schema is None
+            or lost.is_set()
+            or _raised_in(exc) not in _OUTPUT_CHECKS
+        ):
             raise
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, jsonschema.ValidationError):
@@ -402,6 +409,20 @@ def _output_checked(server: str, name: str, tool: types.Tool | None, lost: trio.
             raise
         error = InvalidResultError(f"server {server!r}: {message}", server=server)
         raise error from cause
+
+
+# The SDK's functions that check a tool result against its output schema.
+_OUTPUT_CHECKS = frozenset({"validate_tool_result", "_output_schema_validator"})
+
+
+def _raised_in(exc: BaseException) -> str | None:
+    """The name of the function that raised ``exc`` (its innermost traceback frame)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name
 
 
 def _modern(client: Client) -> bool:
