@@ -7,11 +7,13 @@ fast instead of hanging the suite. ``TRIO_MCP_TEST_DEADLINE`` (seconds) scales t
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import psutil
@@ -58,6 +60,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             return guarded
 
         item.obj = guard(function)  # type: ignore[attr-defined]
+
+
+def server_module() -> ModuleType:
+    """The test server's module, imported into this process too (for in-process servers,
+    and for the values it serves)."""
+    spec = importlib.util.spec_from_file_location("trio_mcp_test_server", SERVER)
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return module
 
 
 def stdio_server(*extra: str, **kwargs: Any) -> trio_mcp.StdioServer:

@@ -21,9 +21,9 @@ PACKAGE = Path(trio_mcp.__file__).parent
 LAYERS = [
     {"_errors", "_version", "_redact", "_shared", "_results", "_arguments"},
     {"_config", "_handlers", "_headers", "_options"},
-    {"_transport", "_stdio", "_translate"},
+    {"_transport", "_stdio", "_translate", "_subscriptions", "_info"},
     {"_session"},
-    {"_server"},
+    {"_server", "_skills"},
     {"_pool"},
     {"_portal"},
     {"_toolset", "_openai", "_loader", "_cli", "__main__", "__init__", "compat"},

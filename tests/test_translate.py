@@ -76,7 +76,7 @@ def test_connect_error_of_our_own_passes_through() -> None:
         (MCPError(INVALID_PARAMS, "Unknown tool: t"), False, trio_mcp.UnknownToolError),
         (MCPError(INVALID_PARAMS, "bad params"), False, trio_mcp.RequestFailedError),
         (TimeoutError(), False, trio_mcp.ToolCallTimeout),
-        (_validation_error(), False, trio_mcp.RequestFailedError),
+        (_validation_error(), False, trio_mcp.InvalidResultError),
         (trio.ClosedResourceError(), False, trio_mcp.ServerDisconnectedError),
         (httpx2.ReadError("gone"), True, trio_mcp.PoolClosedError),
         (KeyError("odd"), False, trio_mcp.MCPPoolError),

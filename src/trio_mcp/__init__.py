@@ -23,20 +23,24 @@ from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import ConfigError as ConfigError
 from ._errors import HandlerError as HandlerError
 from ._errors import InvalidArgumentsError as InvalidArgumentsError
+from ._errors import InvalidResultError as InvalidResultError
 from ._errors import MalformedResponseError as MalformedResponseError
 from ._errors import MCPPoolError as MCPPoolError
+from ._errors import NotSupportedError as NotSupportedError
 from ._errors import PoolClosedError as PoolClosedError
 from ._errors import RequestFailedError as RequestFailedError
 from ._errors import ResponseTooLargeError as ResponseTooLargeError
 from ._errors import ServerDisconnectedError as ServerDisconnectedError
 from ._errors import ServerOverloadedError as ServerOverloadedError
 from ._errors import ServerUnavailableError as ServerUnavailableError
+from ._errors import SkillVerificationError as SkillVerificationError
 from ._errors import TemplateError as TemplateError
 from ._errors import ToolCallTimeout as ToolCallTimeout
 from ._errors import UnknownServerError as UnknownServerError
 from ._errors import UnknownToolError as UnknownToolError
 from ._handlers import Handlers as Handlers
 from ._handlers import accept_with_defaults as accept_with_defaults
+from ._info import ServerInfo as ServerInfo
 from ._loader import load_servers as load_servers
 from ._openai import to_openai_tool as to_openai_tool
 from ._options import PoolOptions as PoolOptions
@@ -50,6 +54,12 @@ from ._portal import start_portal as start_portal
 from ._results import result_text as result_text
 from ._server import ServerState as ServerState
 from ._server import ServerStatistics as ServerStatistics
+from ._skills import Skill as Skill
+from ._skills import SkillEntry as SkillEntry
+from ._skills import SkillFile as SkillFile
+from ._subscriptions import BlockingResourceSubscription as BlockingResourceSubscription
+from ._subscriptions import ResourceSubscription as ResourceSubscription
+from ._subscriptions import ResourceUpdate as ResourceUpdate
 from ._toolset import BlockingToolset as BlockingToolset
 from ._toolset import ToolConfig as ToolConfig
 from ._toolset import Toolset as Toolset
@@ -58,6 +68,7 @@ from ._version import __version__ as __version__
 
 __all__ = [
     "AuthorizationError",
+    "BlockingResourceSubscription",
     "BlockingToolset",
     "CircuitOpenError",
     "ConfigError",
@@ -65,22 +76,31 @@ __all__ = [
     "Handlers",
     "InProcessServer",
     "InvalidArgumentsError",
+    "InvalidResultError",
     "Limits",
     "MCPPool",
     "MCPPoolError",
     "MalformedResponseError",
+    "NotSupportedError",
     "PoolClosedError",
     "PoolOptions",
     "Portal",
     "ReconnectPolicy",
     "RequestFailedError",
+    "ResourceSubscription",
+    "ResourceUpdate",
     "ResponseTooLargeError",
     "ServerConfig",
     "ServerDisconnectedError",
+    "ServerInfo",
     "ServerOverloadedError",
     "ServerState",
     "ServerStatistics",
     "ServerUnavailableError",
+    "Skill",
+    "SkillEntry",
+    "SkillFile",
+    "SkillVerificationError",
     "SseServer",
     "StdioServer",
     "StreamableHttpServer",

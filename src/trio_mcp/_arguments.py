@@ -31,7 +31,14 @@ from typing import Any
 
 from ._errors import InvalidArgumentsError
 
-__all__ = ["MAX_DEPTH", "check_prompt_arguments", "check_text", "check_tool_arguments"]
+__all__ = [
+    "MAX_DEPTH",
+    "check_meta",
+    "check_prompt_arguments",
+    "check_string_map",
+    "check_text",
+    "check_tool_arguments",
+]
 
 #: How deeply arguments may nest. JSON parsers bound nesting too (the Python SDK's
 #: servers drop a message nested about 200 deep without answering), so a deeper
@@ -66,6 +73,30 @@ def check_prompt_arguments(server: str, prompt: str, arguments: Any) -> None:
                 problem[0].append(key)
         if problem is not None:
             _raise(server, f"prompt {prompt!r}", arguments, problem)
+
+
+def check_meta(server: str, meta: Any) -> dict[str, Any] | None:
+    """A private copy of a request's ``_meta``, once proven to be a plain JSON object."""
+    if meta is None:
+        return None
+    if not isinstance(meta, Mapping):
+        raise InvalidArgumentsError(
+            f"meta must be a mapping (a JSON object) or None, not {type(meta).__name__}", server=server
+        )
+    problem = _object_problem(meta, 1)
+    if problem is not None:
+        _raise(server, "the request", meta, problem, label="meta")
+    return dict(meta)
+
+
+def check_string_map(server: str, what: str, values: Any) -> dict[str, str] | None:
+    """A private copy of a mapping of strings to strings (``what`` names it in errors)."""
+    if not _is_mapping(server, what, "a mapping of strings", values):
+        return None
+    for key, value in values.items():
+        check_text(server, f"a key of {what}", key)
+        check_text(server, f"the value of {what}[{key!r}]", value)
+    return dict(values)
 
 
 def _is_mapping(server: str, what: str, expected: str, arguments: Any) -> bool:
@@ -190,7 +221,9 @@ def _cycle_at(value: Any, path: list[Any]) -> int | None:
     return len(path) if id(value) in seen else None
 
 
-def _raise(server: str, what: str, arguments: Mapping[Any, Any], problem: _Problem) -> None:
+def _raise(
+    server: str, what: str, arguments: Mapping[Any, Any], problem: _Problem, *, label: str = "arguments"
+) -> None:
     path, reason = problem
     path.reverse()
     if not reason:
@@ -200,7 +233,7 @@ def _raise(server: str, what: str, arguments: Mapping[Any, Any], problem: _Probl
             reason = "refers back to a container that holds it (a cycle), which JSON cannot carry"
         else:
             reason = f"is nested more than {MAX_DEPTH} levels deep"
-    where = "arguments" + "".join(f"[{key!r}]" for key in path[:_SHOWN_STEPS])
+    where = label + "".join(f"[{key!r}]" for key in path[:_SHOWN_STEPS])
     if len(path) > _SHOWN_STEPS:
         where += "[...]"
     raise InvalidArgumentsError(f"{where} for {what} {reason}; nothing was sent", server=server)

@@ -19,9 +19,15 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
     ├── RequestFailedError                 the server answered with a JSON-RPC error
-    │   └── MalformedResponseError         the answer broke the protocol: unparsable, nested
-    │       │                              too deeply, or a listing whose pages never end
-    │       └── ResponseTooLargeError      the answer exceeded the server's max_message_bytes
+    │   ├── MalformedResponseError         the answer broke the protocol: unparsable, nested
+    │   │   │                              too deeply, or a listing whose pages never end
+    │   │   └── ResponseTooLargeError      the answer exceeded the server's max_message_bytes
+    │   ├── InvalidResultError             it answered, but with a result that fails the
+    │   │   │                              protocol or the tool's output schema
+    │   │   └── SkillVerificationError     a skill file's size, digest or frontmatter
+    │   │                                  differs from the server's own listing
+    │   └── NotSupportedError              the server did not declare the capability
+    │                                      the request needs; nothing was sent
     ├── HandlerError                       a client-side handler (sampling, elicitation,
     │                                      roots) failed or refused the server's request
     └── PoolClosedError                    the pool (or portal) is closed or closing
@@ -41,14 +47,17 @@ __all__ = [
     "ConfigError",
     "HandlerError",
     "InvalidArgumentsError",
+    "InvalidResultError",
     "MCPPoolError",
     "MalformedResponseError",
+    "NotSupportedError",
     "PoolClosedError",
     "RequestFailedError",
     "ResponseTooLargeError",
     "ServerDisconnectedError",
     "ServerOverloadedError",
     "ServerUnavailableError",
+    "SkillVerificationError",
     "TemplateError",
     "ToolCallTimeout",
     "UnknownServerError",
@@ -143,6 +152,39 @@ class RequestFailedError(MCPPoolError):
     def __init__(self, message: str, *, server: str | None = None, code: int) -> None:
         super().__init__(message, server=server)
         self.code = code
+
+
+class InvalidResultError(RequestFailedError):
+    """The server answered, but its result cannot be used as it stands: it is malformed
+    for the negotiated protocol, or its ``structuredContent`` does not match the tool's
+    declared ``outputSchema`` (or the schema itself is unusable).
+
+    The message names the tool and where the result departs from the schema, never the
+    values; the underlying validation error is chained as ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, server: str | None = None, code: int = -32603) -> None:
+        super().__init__(message, server=server, code=code)
+
+
+class SkillVerificationError(InvalidResultError):
+    """A skill file (SEP-2640) read from the server does not match the skill's listing:
+    its size, its SHA-256 digest or (for ``SKILL.md``) its YAML frontmatter differ, or
+    it cannot be verified at all. Its content was not used."""
+
+    def __init__(self, message: str, *, server: str | None = None, uri: str) -> None:
+        super().__init__(message, server=server)
+        #: The URI of the file that failed verification.
+        self.uri = uri
+
+
+class NotSupportedError(RequestFailedError):
+    """The server did not declare the capability (or extension) the request needs, so
+    nothing was sent. ``code`` is JSON-RPC's "method not found" (-32601), what such a
+    server would have answered."""
+
+    def __init__(self, message: str, *, server: str | None = None) -> None:
+        super().__init__(message, server=server, code=-32601)
 
 
 class HandlerError(MCPPoolError):

@@ -21,7 +21,7 @@ import attrs
 import mcp.types as types
 import trio
 
-from ._arguments import check_prompt_arguments, check_text, check_tool_arguments
+from ._arguments import check_meta, check_prompt_arguments, check_string_map, check_text, check_tool_arguments
 from ._config import SERVER_CONFIG_TYPES, ServerConfig
 from ._errors import (
     ConfigError,
@@ -40,9 +40,12 @@ from ._handlers import (
     to_roots,
     watch_handlers,
 )
+from ._info import ServerInfo, server_info_of
 from ._options import PoolOptions
 from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession, walk_pages
+from ._skills import Skill, SkillEntry, file_uri, find_skill, list_skill_entries, read_verified, skill_from
+from ._subscriptions import ResourceSubscription, open_feed
 from ._translate import first_leaf, translate_call_error
 from ._transport import watch_http
 
@@ -260,6 +263,7 @@ class MCPPool:
         *,
         progress: ProgressFunction | None = None,
         idle_timeout: float | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> types.CallToolResult:
         """Call tool ``name`` on ``server``.
 
@@ -275,17 +279,28 @@ class MCPPool:
         ends the call with :class:`ToolCallTimeout` once the server has reported no
         progress for that long — each notification restarts it, time spent in your own
         handlers does not count, and ``call_timeout`` still bounds the whole call.
+
+        ``meta`` is sent as the request's ``_meta`` (plain JSON; keys under
+        ``io.modelcontextprotocol/`` are the protocol's own and are set by the session).
+        A result whose ``structuredContent`` does not match the tool's ``outputSchema``
+        raises :class:`InvalidResultError`.
         """
         if not isinstance(name, str) or not name:
             raise InvalidArgumentsError("the tool name must be a non-empty string", server=server)
         check_text(server, "the tool name", name)
         check_tool_arguments(server, name, arguments)
         check_progress_options(progress, idle_timeout)
+        request_meta = check_meta(server, meta)
         validate = self._validate_arguments
 
         def call(live: LiveSession) -> Awaitable[types.CallToolResult]:
             return live.tool_call(
-                name, arguments, validate=validate, progress=progress, idle_timeout=idle_timeout
+                name,
+                arguments,
+                validate=validate,
+                progress=progress,
+                idle_timeout=idle_timeout,
+                meta=request_meta,
             )
 
         return await self._request(server, f"tools/call {name!r}", call, tool=name)
@@ -391,6 +406,145 @@ class MCPPool:
         return await self._request(
             server, f"prompts/get {name!r}", lambda live: live.client.get_prompt(name, args)
         )
+
+    async def list_resource_templates(self, server: str) -> list[types.ResourceTemplate]:
+        """Every resource template (``uriTemplate``) ``server`` offers (all pages)."""
+
+        def walk(live: LiveSession) -> Awaitable[list[types.ResourceTemplate]]:
+            return _every_page(
+                lambda cursor: live.client.list_resource_templates(cursor=cursor, cache_mode="bypass"),
+                lambda page: page.resource_templates,
+            )
+
+        return await self._request(server, "resources/templates/list", walk)
+
+    async def complete(
+        self,
+        server: str,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: str,
+        value: str,
+        *,
+        context: Mapping[str, str] | None = None,
+    ) -> types.Completion:
+        """Suggestions for ``argument`` of a prompt or resource template, given its ``value`` so far.
+
+        ``ref`` is ``types.PromptReference(type="ref/prompt", name=...)`` or
+        ``types.ResourceTemplateReference(type="ref/resource", uri=<template>)``;
+        ``context`` holds the arguments already chosen (``completion/complete``).
+        """
+        if not isinstance(ref, types.PromptReference | types.ResourceTemplateReference):
+            raise InvalidArgumentsError(
+                "ref must be an mcp.types.PromptReference or ResourceTemplateReference", server=server
+            )
+        check_text(server, "the argument name", argument)
+        check_text(server, "the argument value", value)
+        chosen = check_string_map(server, "the completion context", context)
+
+        async def complete(live: LiveSession) -> types.Completion:
+            result = await live.client.complete(ref, {"name": argument, "value": value}, chosen)
+            return result.completion
+
+        return await self._request(server, "completion/complete", complete)
+
+    def subscribe_resource(self, server: str, uri: str) -> ResourceSubscription:
+        """Follow changes of the resource at ``uri``: ``async with`` it, then iterate updates.
+
+        ``resources/subscribe`` on 2025-era sessions, ``subscriptions/listen`` on
+        2026-07-28 ones; see :class:`ResourceSubscription`. Nothing is sent until the
+        ``async with`` block is entered.
+        """
+        check_text(server, "the resource URI", uri)
+
+        async def opener() -> tuple[LiveSession, Any]:
+            async def subscribe(live: LiveSession) -> tuple[LiveSession, Any]:
+                return live, await open_feed(live, uri)
+
+            return await self._request(server, "resources/subscribe", subscribe)
+
+        return ResourceSubscription(server, uri, opener, lambda: self.closed)
+
+    async def server_info(self, server: str) -> ServerInfo:
+        """What ``server`` said about itself: name, version, instructions, capabilities and
+        the negotiated protocol version (connecting first if there is no session)."""
+        slot = self._slot(server)
+        live = slot.live
+        if live is None or live.lost.is_set():
+            live = await slot.connected()
+        return server_info_of(server, live.client)
+
+    # -- skills (SEP-2640) --------------------------------------------------------------
+
+    async def list_skills(self, server: str) -> list[SkillEntry]:
+        """The skills ``server`` offers (``skills/list``, all pages); no file is read.
+
+        Raises :class:`NotSupportedError` if the server did not declare the
+        ``io.modelcontextprotocol/skills`` extension.
+        """
+        return await self._request(server, "skills/list", list_skill_entries)
+
+    async def read_skill(self, server: str, skill: str | SkillEntry) -> Skill:
+        """Read one skill's ``SKILL.md``, verified against the server's listing.
+
+        ``skill`` is a name, the URI of its ``SKILL.md``, or an entry from
+        :meth:`list_skills` (a name or URI lists the skills first). The file's size
+        and SHA-256 digest must match the listing, and its YAML frontmatter must equal
+        the listed one field by field; otherwise :class:`SkillVerificationError` is
+        raised and the content is dropped. Supporting files are not read (see
+        :meth:`read_skill_file`).
+        """
+
+        async def read(live: LiveSession) -> Skill:
+            entry = await _skill_entry(live, skill)
+            return skill_from(entry, await read_verified(live, entry, entry.uri))
+
+        return await self._request(server, "skill read", read)
+
+    async def read_skill_file(self, server: str, skill: str | SkillEntry | Skill, path: str) -> bytes:
+        """The bytes of one file of a skill (``path`` relative to the skill, or its URI),
+        verified against the skill's manifest like :meth:`read_skill`.
+
+        Only files inside the skill's directory are read, and only listed ones when the
+        skill has a manifest. A ``"dynamic"`` skill has none: its files are read as they
+        are, unverified.
+        """
+        check_text(server, "the skill file path", path)
+
+        async def read(live: LiveSession) -> bytes:
+            entry = await _skill_entry(live, skill.entry if isinstance(skill, Skill) else skill)
+            return await read_verified(live, entry, file_uri(entry, path))
+
+        return await self._request(server, "skill file read", read)
+
+
+async def _skill_entry(live: LiveSession, skill: str | SkillEntry) -> SkillEntry:
+    """``skill`` itself, or the entry its name or URI picks from a fresh listing."""
+    if isinstance(skill, SkillEntry):
+        if skill.server != live.server:
+            raise InvalidArgumentsError(
+                f"skill {skill.name!r} was listed by server {skill.server!r}, not {live.server!r}",
+                server=live.server,
+            )
+        return skill
+    check_text(live.server, "the skill name", skill)
+    return find_skill(live.server, await list_skill_entries(live), skill)
+
+
+PageT = TypeVar("PageT", bound=types.PaginatedResult)
+
+
+async def _every_page(
+    fetch: Callable[[str | None], Awaitable[PageT]], items: Callable[[PageT], Iterable[T]]
+) -> list[T]:
+    """Every item of a paginated listing: ``fetch(cursor)`` page after page."""
+    collected: list[T] = []
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        collected.extend(items(page))
+        cursor = page.next_cursor
+        if not cursor:
+            return collected
 
 
 def _build_slots(

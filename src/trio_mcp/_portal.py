@@ -34,9 +34,12 @@ import trio
 from ._config import ServerConfig
 from ._errors import MCPPoolError, PoolClosedError, ToolCallTimeout
 from ._handlers import ProgressFunction, RootsFunction, check_progress_options, is_async_function
+from ._info import ServerInfo
 from ._options import PoolOptions
 from ._pool import MCPPool, ToolCall, coerce_batch, open_mcp_pool
 from ._server import ServerStatistics
+from ._skills import Skill, SkillEntry
+from ._subscriptions import BlockingResourceSubscription
 
 __all__ = ["Portal", "shutdown_all", "start_portal"]
 
@@ -335,13 +338,14 @@ class Portal:
         timeout: float | None = None,
         progress: ProgressFunction | None = None,
         idle_timeout: float | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> types.CallToolResult:
         """Call tool ``name`` on ``server`` and block until the result arrives.
 
         ``progress(progress, total, message)`` is called for each progress notification
         of this call, in order: a plain function in *this* thread (the one waiting for
         the call, so thread-bound UI code may use it), an async function in the portal's
-        trio thread. ``idle_timeout`` is the pool's (see :meth:`MCPPool.tool_call`).
+        trio thread. ``idle_timeout`` and ``meta`` are the pool's (see :meth:`MCPPool.tool_call`).
         """
         check_progress_options(progress, idle_timeout)
         pool = self._running_pool()
@@ -357,7 +361,7 @@ class Portal:
         ) -> types.CallToolResult:
             try:
                 return await pool.tool_call(
-                    server, name, arguments, progress=on_progress, idle_timeout=idle_timeout
+                    server, name, arguments, progress=on_progress, idle_timeout=idle_timeout, meta=meta
                 )
             finally:
                 if updates is not None:
@@ -432,6 +436,60 @@ class Portal:
             return pool.statistics()
 
         return self._call(snapshot, (), None)
+
+    # -- resource templates, completions, subscriptions, server info, skills -------------
+    # Thin: each is one crossing to the pool method of the same name.
+
+    def list_resource_templates(
+        self, server: str, *, timeout: float | None = None
+    ) -> list[types.ResourceTemplate]:
+        """Every resource template ``server`` offers."""
+        return self._call(self._running_pool().list_resource_templates, (server,), timeout)
+
+    def complete(
+        self,
+        server: str,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: str,
+        value: str,
+        *,
+        context: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> types.Completion:
+        """Completion suggestions; see :meth:`MCPPool.complete`."""
+        pool = self._running_pool()
+
+        async def complete(server: str) -> types.Completion:
+            return await pool.complete(server, ref, argument, value, context=context)
+
+        return self._call(complete, (server,), timeout)
+
+    def subscribe_resource(
+        self, server: str, uri: str, *, timeout: float | None = None
+    ) -> BlockingResourceSubscription:
+        """Follow changes of ``uri``: ``with`` it, then iterate (each step blocks); see
+        :meth:`MCPPool.subscribe_resource`. ``timeout`` bounds subscribing."""
+        return BlockingResourceSubscription(
+            self._call, self._running_pool().subscribe_resource(server, uri), timeout
+        )
+
+    def server_info(self, server: str, *, timeout: float | None = None) -> ServerInfo:
+        """What ``server`` said about itself; see :meth:`MCPPool.server_info`."""
+        return self._call(self._running_pool().server_info, (server,), timeout)
+
+    def list_skills(self, server: str, *, timeout: float | None = None) -> list[SkillEntry]:
+        """The skills ``server`` offers; see :meth:`MCPPool.list_skills`."""
+        return self._call(self._running_pool().list_skills, (server,), timeout)
+
+    def read_skill(self, server: str, skill: str | SkillEntry, *, timeout: float | None = None) -> Skill:
+        """One skill's verified ``SKILL.md``; see :meth:`MCPPool.read_skill`."""
+        return self._call(self._running_pool().read_skill, (server, skill), timeout)
+
+    def read_skill_file(
+        self, server: str, skill: str | SkillEntry | Skill, path: str, *, timeout: float | None = None
+    ) -> bytes:
+        """One verified file of a skill; see :meth:`MCPPool.read_skill_file`."""
+        return self._call(self._running_pool().read_skill_file, (server, skill, path), timeout)
 
     # -- closing ----------------------------------------------------------------------
 

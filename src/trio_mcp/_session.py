@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from typing import Any, TypeVar, cast
 
 import attrs
+import jsonschema
 import mcp.types as types
 import trio
 from jsonschema.protocols import Validator
@@ -24,11 +25,20 @@ from jsonschema.validators import validator_for
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 
 from ._config import ServerConfig
-from ._errors import InvalidArgumentsError, MalformedResponseError, ToolCallTimeout, UnknownToolError
+from ._errors import (
+    InvalidArgumentsError,
+    InvalidResultError,
+    MalformedResponseError,
+    ToolCallTimeout,
+    UnknownToolError,
+)
 from ._handlers import Handlers, ProgressFunction, ServerHandlers
 from ._shared import SharedOutcome
+from ._subscriptions import SubscriptionHub
 from ._translate import translate_connect_error
 from ._transport import client_target, watch_http
 from ._version import CLIENT_INFO
@@ -117,6 +127,8 @@ class LiveSession:
     _generation: int = 0
     #: The walk in flight for the current generation, shared by every caller.
     _fetch: SharedOutcome[_ToolIndex] | None = None
+    #: The 2025-era resource subscriptions, fed from ``notifications/resources/updated``.
+    subscriptions: SubscriptionHub = attrs.field(factory=SubscriptionHub)
 
     # -- tools/list: cached, coalesced, invalidated by list_changed ---------------
 
@@ -203,7 +215,9 @@ class LiveSession:
             try:
                 cls = validator_for(schema)
                 cls.check_schema(schema)
-                validator = cls(schema)
+                # An empty registry: a $ref resolves within the schema (and the bundled
+                # metaschemas), never by fetching a URL the server chose.
+                validator = cls(schema, registry=Registry())
             except Exception:
                 # A server with a broken schema still gets the call; it can judge.
                 logger.debug("server %r: tool %r has an unusable input schema", self.server, tool.name)
@@ -218,6 +232,7 @@ class LiveSession:
         validate: bool,
         progress: ProgressFunction | None = None,
         idle_timeout: float | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> types.CallToolResult:
         # One private copy: validated and sent as the same object the caller cannot mutate.
         args = dict(arguments) if arguments is not None else None
@@ -234,14 +249,17 @@ class LiveSession:
                     f"server {self.server!r} has no tool named {name!r}", server=self.server, tool=name
                 )
             validator = self._validator(index, tool)
-            if validator is not None and not validator.is_valid(args or {}):
+            if validator is not None and not _is_valid(validator, args or {}):
                 raise _arguments_error(self.server, name, validator, args or {})
         if progress is None and idle_timeout is None:
-            return await self.client.call_tool(name, args)
+            with _output_checked(self.server, name, tool, self.lost):
+                return await self.client.call_tool(name, args, meta=_request_meta(meta))
         # Asking for progress also gives a long call a way to show it is alive.
         with self.handlers.watch(progress, idle_timeout) as watch:
-            with watch.scope:
-                result = await self.client.call_tool(name, args, progress_callback=watch.on_progress)
+            with watch.scope, _output_checked(self.server, name, tool, self.lost):
+                result = await self.client.call_tool(
+                    name, args, progress_callback=watch.on_progress, meta=_request_meta(meta)
+                )
             if not watch.scope.cancelled_caught:
                 # Progress reported before the answer reaches ``progress`` before the answer.
                 await watch.settle()
@@ -288,6 +306,9 @@ class LiveSession:
         """The SDK's message handler: a legacy-era ``tools/list_changed`` drops the cache."""
         if isinstance(message, types.ToolListChangedNotification):
             self.invalidate_tools()
+        elif isinstance(message, types.ResourceUpdatedNotification) and not _modern(self.client):
+            # 2026 updates arrive on each subscription's own listen stream instead.
+            self.subscriptions.deliver(message.params.uri)
 
     async def listen_for_changes(self, task_status: trio.TaskStatus[None]) -> None:
         """On a 2026-era session, hold a ``subscriptions/listen`` stream for tool changes.
@@ -330,25 +351,104 @@ class LiveSession:
             await trio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, _RELISTEN_MAX)
 
+    # -- tasks that live as long as the session -------------------------------------------
+
+    async def start_background(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """``nursery.start(fn, *args)`` in this session's nursery: the task ends with the session.
+
+        ``fn`` must never raise after ``task_status.started()`` (that would end the session).
+        """
+        return await self._nursery.start(fn, *args)
+
 
 def _arguments_error(
     server: str, tool: str, validator: Validator, arguments: dict[str, Any]
 ) -> InvalidArgumentsError:
     problems: list[str] = []
-    for error in validator.iter_errors(arguments):
-        where = "/".join(str(part) for part in error.absolute_path) or "<arguments>"
-        if error.validator in ("required", "additionalProperties"):
-            # These messages name properties, never argument values.
-            problems.append(f"{where}: {error.message}")
-        else:
-            problems.append(f"{where}: must satisfy {error.validator}={error.validator_value!r}")
-        if len(problems) == 5:
-            break
+    try:
+        for error in validator.iter_errors(arguments):
+            problems.append(_schema_problem(error, "<arguments>"))
+            if len(problems) == 5:
+                break
+    except Unresolvable:
+        pass  # a later part of the schema refers elsewhere; what was found stands
     return InvalidArgumentsError(
         f"arguments for tool {tool!r} on server {server!r} do not match its input schema: "
         + "; ".join(problems),
         server=server,
     )
+
+
+def _request_meta(meta: dict[str, Any] | None) -> types.RequestParamsMeta | None:
+    # RequestParamsMeta is an open TypedDict: any JSON object is one.
+    return cast("types.RequestParamsMeta | None", meta)
+
+
+def _schema_problem(error: jsonschema.ValidationError, root: str) -> str:
+    """Where a value departs from its schema, and which rule it breaks: never the value."""
+    where = "/".join(str(part) for part in error.absolute_path) or root
+    if error.validator in ("required", "additionalProperties"):
+        # These messages name properties, never values.
+        return f"{where}: {error.message}"
+    return f"{where}: must satisfy {error.validator}={error.validator_value!r}"
+
+
+def _is_valid(validator: Validator, arguments: dict[str, Any]) -> bool:
+    """Whether ``arguments`` fit; a schema whose ``$ref`` cannot be resolved locally judges nothing."""
+    try:
+        return validator.is_valid(arguments)
+    except Unresolvable:
+        return True  # the server gets the call unchecked: it can judge
+
+
+@contextmanager
+def _output_checked(server: str, name: str, tool: types.Tool | None, lost: trio.Event) -> Iterator[None]:
+    """Turn the SDK's ``RuntimeError`` for a result that fails the tool's output schema
+    into :class:`InvalidResultError`.
+
+    The SDK checks ``structuredContent`` against the listed ``outputSchema`` and raises
+    a bare ``RuntimeError``. That it is this check is told by where it was raised (the
+    SDK's output-schema check, not, say, a client closed under the call); which failure
+    by what it chained (a schema validation error, an unusable schema, or nothing:
+    content missing) — never by its words.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if (
+            type(exc) is not RuntimeError
+            or tool is None
+            or tool.output_schema is None
+            or lost.is_set()
+            or _raised_in(exc) not in _OUTPUT_CHECKS
+        ):
+            raise
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, jsonschema.ValidationError):
+            problem = _schema_problem(cause, "<structuredContent>")
+            message = f"the structured content of tool {name!r} does not match its output schema ({problem})"
+        elif isinstance(cause, jsonschema.SchemaError | Unresolvable):
+            message = f"tool {name!r} declares an output schema that cannot be used ({type(cause).__name__})"
+        elif cause is None:
+            message = f"tool {name!r} declares an output schema but returned no structured content"
+        else:
+            raise
+        error = InvalidResultError(f"server {server!r}: {message}", server=server)
+        raise error from cause
+
+
+# The SDK's functions that check a tool result against its output schema.
+_OUTPUT_CHECKS = frozenset({"validate_tool_result", "_output_schema_validator"})
+
+
+def _raised_in(exc: BaseException) -> str | None:
+    """The name of the function that raised ``exc`` (its innermost traceback frame)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name
 
 
 def _modern(client: Client) -> bool:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from ._errors import (
     AuthorizationError,
+    InvalidResultError,
     MCPPoolError,
     PoolClosedError,
     RequestFailedError,
@@ -219,8 +220,8 @@ def translate_call_error(
     elif isinstance(leaf, TimeoutError):
         error = ToolCallTimeout(f"{what} on server {server!r} timed out", server=server)
     elif isinstance(leaf, ValidationError):
-        error = RequestFailedError(
-            f"server {server!r} answered {what} with a malformed result", server=server, code=-32603
+        error = InvalidResultError(
+            f"server {server!r} answered {what} with a malformed result", server=server
         )
     elif isinstance(leaf, (*_STREAM_ERRORS, OSError, httpx2.HTTPError)):
         error = _lost(server, what, closing)

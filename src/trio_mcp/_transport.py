@@ -36,6 +36,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
+from mcp_types.jsonrpc import JSONRPCResponse
 
 from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import ServerUnavailableError
@@ -144,6 +145,18 @@ def _http_client(
     return client
 
 
+def _default_result_type(result: dict[str, Any]) -> None:
+    """Spell out ``resultType: "complete"`` where a server left it out.
+
+    The 2026-07-28 protocol says an absent ``resultType`` means ``"complete"``, but the
+    SDK's 2026 result schemas require the field and reject such a result as malformed
+    (SDK 2.3). Older revisions do not know the field: the SDK drops it from their
+    results before parsing, so adding it changes nothing there.
+    """
+    if "resultType" not in result:
+        result["resultType"] = "complete"
+
+
 class _WatchedReadStream:
     """A read stream that calls ``on_end`` once, when its inner stream ends or breaks."""
 
@@ -166,10 +179,13 @@ class _WatchedReadStream:
 
     async def receive(self) -> SessionMessage | Exception:
         try:
-            return await self._inner.receive()
+            item = await self._inner.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._end()
             raise
+        if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCResponse):
+            _default_result_type(item.message.result)
+        return item
 
     def __aiter__(self) -> _WatchedReadStream:
         return self

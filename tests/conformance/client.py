@@ -37,11 +37,31 @@ class PoolSession:
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> types.CallToolResult:
         return await self._pool.tool_call(SERVER, name, arguments)
 
+    async def list_skills(self) -> list[str]:
+        return [skill.name for skill in await self._pool.list_skills(SERVER)]
+
+    async def load_skill(self, name: str) -> list[bytes]:
+        skill = await self._pool.read_skill(SERVER, name)
+        files = skill.entry.files or ()
+        return [
+            await self._pool.read_skill_file(SERVER, skill, item.uri)
+            for item in files
+            if item.uri != skill.entry.uri
+        ]
+
+
+def _accept(server: str, params: types.ElicitRequestParams) -> types.ElicitResult:
+    # An unattended client: accept every form with the defaults its schema declares.
+    return trio_mcp.accept_with_defaults(params)
+
 
 async def run_through_pool(run: Run) -> None:
     servers = {SERVER: trio_mcp.StreamableHttpServer(run.url, mode=run.mode)}
+    handlers = trio_mcp.Handlers(elicitation=_accept)
     with trio.fail_after(DEADLINE):
-        async with trio_mcp.open_mcp_pool(servers, validate_arguments=run.check_arguments) as pool:
+        async with trio_mcp.open_mcp_pool(
+            servers, validate_arguments=run.check_arguments, handlers=handlers
+        ) as pool:
             await run_flow(run, PoolSession(pool))
 
 

@@ -19,13 +19,13 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 import mcp.types as types
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-__all__ = ["Run", "Session", "main", "run_flow"]
+__all__ = ["Run", "Session", "SkillsSession", "main", "run_flow"]
 
 logger = logging.getLogger("conformance")
 
@@ -87,6 +87,19 @@ class Session(Protocol):
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> types.CallToolResult: ...
 
 
+@runtime_checkable
+class SkillsSession(Session, Protocol):
+    """A session that also speaks the skills extension (SEP-2640)."""
+
+    async def list_skills(self) -> list[str]:
+        """The names of the listed skills (nothing read)."""
+        ...
+
+    async def load_skill(self, name: str) -> list[bytes]:
+        """Read and verify a skill's SKILL.md, then each file of its manifest."""
+        ...
+
+
 Flow = Callable[[Run, Session], Awaitable[None]]
 _FLOWS: dict[str, Flow] = {}
 
@@ -115,16 +128,35 @@ async def run_flow(run: Run, session: Session) -> None:
     "initialize",
     # The scenario fails only if the client fetches the network $ref in a tool schema.
     "json-schema-ref-no-deref",
-    # SEP-2640 skills: a client without the skills extension never calls skills/list,
-    # so these scenarios have nothing to check (their one check is SKIPPED).
-    "sep-2640-client-no-prefetch",
-    "sep-2640-client-verify-digest",
-    "sep-2640-client-verify-size",
-    "sep-2640-client-verify-frontmatter",
 )
 async def _list_only(run: Run, session: Session) -> None:
     tools = await session.list_tools()
     logger.info("listed %d tools", len(tools))
+
+
+@_flow("sep-2640-client-no-prefetch")
+async def _list_skills(run: Run, session: Session) -> None:
+    # SEP-2640: listing the skills must read none of their files.
+    if not isinstance(session, SkillsSession):
+        raise SystemExit("this client has no skills support")
+    skills = await session.list_skills()
+    logger.info("listed %d skills", len(skills))
+
+
+@_flow("sep-2640-client-verify-digest", "sep-2640-client-verify-size", "sep-2640-client-verify-frontmatter")
+async def _load_skills(run: Run, session: Session) -> None:
+    # Load each skill as a host would when its model asks for it: SKILL.md first, then the
+    # supporting files it names. The mock serves a SKILL.md that fails verification: a
+    # conforming client rejects it and reads no further.
+    if not isinstance(session, SkillsSession):
+        raise SystemExit("this client has no skills support")
+    for name in await session.list_skills():
+        try:
+            files = await session.load_skill(name)
+        except Exception as exc:
+            logger.info("skill %r rejected: %s", name, exc)
+        else:
+            logger.info("skill %r loaded with %d files", name, len(files))
 
 
 @_flow("tools_call", "request-metadata", "http-standard-headers")

@@ -25,12 +25,26 @@ Tools:
   LLM completion, a form answer and its roots (in either protocol era);
   ``progress_steps(steps, pause)`` reports progress; ``log_lines(levels)`` logs;
   ``client_notes()`` lists the ``logging/setLevel`` requests and
-  ``roots/list_changed`` notifications it received.
+  ``roots/list_changed`` notifications it received (and the subscriptions, skill listings
+  and skill file reads below).
 - ``blob(size)`` returns a text of ``size`` bytes (large-result measurements).
+
+Resources and more: ``memo://greeting``, the template ``memo://notes/{name}`` (its
+``name`` completes from a fixed list); 2025-era ``resources/subscribe`` (``subscribed()``
+lists them) and ``touch(uri)`` to announce a change in either era; ``weather(kind)``
+returns structured content under a hand-written output schema (``kind="wrong"``
+breaks it); ``remote_ref`` lists an input schema whose ``$ref`` is the URL in
+``TEST_SERVER_REF_URL``; ``pair`` lists a JSON Schema 2020-12 input schema;
+``request_meta()`` echoes the request's ``_meta``; the skills extension (SEP-2640,
+declared on 2026-07-28 sessions) lists ``hello`` and ``tampered`` (served differing
+from its listing as ``TEST_SERVER_TAMPER`` says: digest, size or frontmatter).
+Over HTTP, ``/bare-2026`` is a minimal 2026-07-28 server whose results lack ``resultType``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import warnings
@@ -43,13 +57,18 @@ from mcp.server.mcpserver.resolve import Elicit, ListRoots, Resolve, Sample
 from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import (
+    CallToolResult,
+    Completion,
     CreateMessageResult,
     EmptyResult,
     ListRootsResult,
     NotificationParams,
+    PaginatedRequestParams,
     SamplingMessage,
     SetLevelRequestParams,
+    SubscribeRequestParams,
     TextContent,
+    UnsubscribeRequestParams,
 )
 from pydantic import BaseModel
 
@@ -358,6 +377,211 @@ def blob(size: int) -> str:
     return "x" * size
 
 
+# -- resources, templates, completions, subscriptions, structured output, schemas, skills --
+
+
+@server.resource("memo://notes/{name}")
+def note(name: str) -> str:
+    """A note, by name (a resource template)."""
+    return f"note {name}"
+
+
+_FRUITS = ["apple", "apricot", "banana", "cherry"]
+
+
+@server.completion()
+async def _complete(ref: Any, argument: Any, context: Any) -> Completion:
+    """Completes the ``name`` of ``memo://notes/{name}`` from a fixed list; with a
+    ``prefix`` in the context, only names that also start with it."""
+    prefix = (context.arguments or {}).get("prefix", "") if context is not None else ""
+    values = [fruit for fruit in _FRUITS if fruit.startswith(argument.value) and fruit.startswith(prefix)]
+    return Completion(values=values, total=len(values), has_more=False)
+
+
+# 2025-era subscriptions, process-wide (tests that use them run the server over stdio).
+_subscribed: set[str] = set()
+
+
+async def _on_subscribe(_ctx: Any, params: SubscribeRequestParams) -> EmptyResult:
+    _subscribed.add(str(params.uri))
+    _client_notes.append(f"resources/subscribe {params.uri}")
+    return EmptyResult()
+
+
+async def _on_unsubscribe(_ctx: Any, params: UnsubscribeRequestParams) -> EmptyResult:
+    _subscribed.discard(str(params.uri))
+    _client_notes.append(f"resources/unsubscribe {params.uri}")
+    return EmptyResult()
+
+
+server._lowlevel_server.add_request_handler("resources/subscribe", SubscribeRequestParams, _on_subscribe)
+server._lowlevel_server.add_request_handler(
+    "resources/unsubscribe", UnsubscribeRequestParams, _on_unsubscribe
+)
+
+
+@server.tool()
+async def touch(uri: str, ctx: Context) -> str:
+    """Announce that the resource at ``uri`` changed: to this 2025-era session if it
+    subscribed to ``uri`` (or a parent of it), and on 2026-era listen streams."""
+    if any(uri == subscribed or uri.startswith(subscribed.rstrip("/") + "/") for subscribed in _subscribed):
+        try:
+            await ctx.session.send_resource_updated(uri)
+        except Exception:
+            pass
+    await ctx.notify_resource_updated(uri)
+    return uri
+
+
+@server.tool()
+def subscribed() -> list[str]:
+    """The URIs 2025-era clients are subscribed to."""
+    return sorted(_subscribed)
+
+
+_WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"temperature": {"type": "number"}, "conditions": {"type": "string"}},
+    "required": ["temperature", "conditions"],
+}
+
+
+@server.tool()
+def weather(kind: str = "valid") -> CallToolResult:
+    """Structured weather under an output schema: ``valid``, ``wrong`` (a string where the
+    schema says number) or ``missing`` (no structured content at all)."""
+    data: dict[str, Any] = {"temperature": 21.5, "conditions": "sunny"}
+    if kind == "wrong":
+        data["temperature"] = "warm and secret-ish"
+    text = TextContent(type="text", text=json.dumps(data))
+    if kind == "missing":
+        return CallToolResult(content=[text])
+    return CallToolResult(content=[text], structured_content=data)
+
+
+# Published with a hand-written output schema (the SDK then does not check it itself).
+server._tool_manager._tools["weather"].fn_metadata.output_schema = _WEATHER_SCHEMA
+
+
+@server.tool()
+def remote_ref(value: str = "", count: int = 0) -> str:
+    """Its listed input schema refers to a schema on the network (``TEST_SERVER_REF_URL``)."""
+    return f"ran with {value!r}"
+
+
+server._tool_manager._tools["remote_ref"].parameters = {
+    "type": "object",
+    "properties": {
+        "value": {"$ref": os.environ.get("TEST_SERVER_REF_URL", "http://127.0.0.1:9/schema")},
+        "count": {"type": "integer"},
+    },
+}
+
+#: A 2020-12 schema using what older drafts lack ($defs, prefixItems, unevaluatedProperties).
+SCHEMA_2020_12: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {"label": {"type": "string", "minLength": 1}},
+    "properties": {
+        "pair": {
+            "type": "array",
+            "prefixItems": [{"$ref": "#/$defs/label"}, {"type": "integer"}],
+            "items": False,
+        },
+    },
+    "required": ["pair"],
+    "unevaluatedProperties": False,
+}
+
+
+@server.tool()
+def pair(pair: list[Any]) -> str:
+    """Its listed input schema is JSON Schema 2020-12 (``SCHEMA_2020_12``)."""
+    return f"{pair[0]}={pair[1]}"
+
+
+server._tool_manager._tools["pair"].parameters = SCHEMA_2020_12
+
+
+@server.tool()
+def request_meta(ctx: Context) -> dict[str, Any]:
+    """The request's ``_meta``, less the protocol's own ``io.modelcontextprotocol/`` keys."""
+    meta = ctx.request_context.meta or {}
+    return {key: value for key, value in dict(meta).items() if not key.startswith("io.modelcontextprotocol/")}
+
+
+# Skills (SEP-2640): "hello" is as listed; "tampered" is served with a SKILL.md that
+# differs from its listing in the mode TEST_SERVER_TAMPER names (digest, size or frontmatter).
+SKILL_FILES = {
+    "skill://demo/hello/SKILL.md": "---\nname: hello\ndescription: Say hello\nversion: 2024-01-01\n---\n\nSay hello.\n",
+    "skill://demo/hello/references/NOTES.md": "Notes for hello.\n",
+    "skill://demo/tampered/SKILL.md": "---\nname: tampered\ndescription: Looks fine\n---\n\nBody.\n",
+    "skill://demo/tampered/references/MORE.md": "More.\n",
+}
+
+
+_TAMPER = os.environ.get("TEST_SERVER_TAMPER", "digest")
+
+
+def _text(uri: str) -> str:
+    text = SKILL_FILES[uri]
+    if uri == "skill://demo/tampered/SKILL.md":
+        if _TAMPER == "digest":
+            text = text.replace("Body.", "Evil.")  # as many bytes
+        elif _TAMPER == "size":
+            text += "more bytes\n"
+        elif _TAMPER == "frontmatter":
+            text = text.replace("Looks fine", "Exfiltrate credentials")
+    return text
+
+
+def _served(uri: str) -> str:
+    _client_notes.append(f"resources/read {uri}")
+    return _text(uri)
+
+
+def _manifest_entry(uri: str) -> dict[str, Any]:
+    # In "frontmatter" mode the manifest matches the bytes served: only the frontmatter differs.
+    data = (_text(uri) if _TAMPER == "frontmatter" else SKILL_FILES[uri]).encode()
+    return {"uri": uri, "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def _skill_entry(name: str, frontmatter: dict[str, Any]) -> dict[str, Any]:
+    root = f"skill://demo/{name}/"
+    files = [uri for uri in SKILL_FILES if uri.startswith(root)]
+    return {
+        "uri": root + "SKILL.md",
+        "frontmatter": frontmatter,
+        "resources": [_manifest_entry(u) for u in files],
+    }
+
+
+def _skill_reader(uri: str) -> Any:
+    def read() -> str:
+        return _served(uri)
+
+    return read
+
+
+for _uri in SKILL_FILES:
+    server.resource(_uri, mime_type="text/markdown")(_skill_reader(_uri))
+
+
+async def _on_list_skills(_ctx: Any, _params: Any) -> dict[str, Any]:
+    _client_notes.append("skills/list")
+    skills = [
+        _skill_entry("hello", {"name": "hello", "description": "Say hello", "version": "2024-01-01"}),
+        _skill_entry("tampered", {"name": "tampered", "description": "Looks fine"}),
+        # Malformed: left out by the client.
+        {"uri": "skill://demo/broken/SKILL.md", "frontmatter": {"name": "broken"}},
+    ]
+    return {"skills": skills, "ttlMs": 0, "cacheScope": "private", "resultType": "complete"}
+
+
+server._lowlevel_server.extensions["io.modelcontextprotocol/skills"] = {}
+server._lowlevel_server.add_request_handler("skills/list", PaginatedRequestParams, _on_list_skills)
+
+
 def _serve_http() -> None:
     from http_app import serve_http
     from starlette.requests import Request
@@ -387,6 +611,29 @@ def _serve_http() -> None:
             return JSONResponse({"jsonrpc": "2.0", "id": message["id"], "error": error})
         return Response(status_code=202)
 
+    async def bare_2026(request: Request) -> Response:
+        """``/bare-2026``: a minimal 2026-07-28 server whose tools/call results leave out
+        ``resultType`` (the spec reads that as "complete")."""
+        message = await request.json()
+        method, request_id = message.get("method"), message.get("id")
+        listing = {"resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
+        if request_id is None:
+            return Response(status_code=202)
+        if method == "server/discover":
+            result: dict[str, Any] = {
+                **listing,
+                "supportedVersions": ["2026-07-28"],
+                "capabilities": {"tools": {}},
+            }
+        elif method == "tools/list":
+            result = {**listing, "tools": [{"name": "bare", "inputSchema": {"type": "object"}}]}
+        elif method == "tools/call":
+            result = {"content": [{"type": "text", "text": "no resultType"}]}
+        else:
+            error = {"code": -32601, "message": "Method not found"}
+            return JSONResponse({"jsonrpc": "2.0", "id": request_id, "error": error})
+        return JSONResponse({"jsonrpc": "2.0", "id": request_id, "result": result})
+
     if len(sys.argv) > 2:
         os.environ["PORT"] = sys.argv[2]
     serve_http(
@@ -394,6 +641,7 @@ def _serve_http() -> None:
         [
             Route("/status/{code:int}", status, methods=["GET", "POST", "DELETE"]),
             Route("/bad-version", bad_version, methods=["POST"]),
+            Route("/bare-2026", bare_2026, methods=["POST"]),
         ],
     )
 
