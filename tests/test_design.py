@@ -21,8 +21,8 @@ PACKAGE = Path(trio_mcp.__file__).parent
 LAYERS = [
     {"_errors", "_version", "_redact", "_shared", "_results", "_arguments"},
     {"_config", "_handlers", "_headers", "_options"},
-    {"_transport", "_stdio", "_translate", "_subscriptions", "_info"},
-    {"_session"},
+    {"_transport", "_stdio", "_translate", "_info"},
+    {"_session", "_subscriptions"},
     {"_server", "_skills"},
     {"_pool"},
     {"_portal"},
