@@ -132,7 +132,8 @@ async def test_schemas_allow_list_and_collisions(http_server: HttpServer) -> Non
 
 async def test_process_completion_response(http_server: HttpServer) -> None:
     tag = uuid.uuid4().hex
-    config = trio_mcp.ToolConfig("t", ["s"], allow_tools=["echo", "add", "slow", "fail"], timeout=0.5)
+    # The deadline bounds every call: long enough for a quick call on a busy machine.
+    config = trio_mcp.ToolConfig("t", ["s"], allow_tools=["echo", "add", "slow", "fail"], timeout=3)
     response = completion(
         ("c1", "echo", '{"text": "hello"}'),
         ("c2", "add", '{"a": 1, "b": 2}'),
@@ -140,13 +141,14 @@ async def test_process_completion_response(http_server: HttpServer) -> None:
         ("c4", "teleport", "{}"),  # unknown
         ("c5", "echo", '{"text": '),  # not JSON
         ("c6", "echo", '["not", "an", "object"]'),
-        ("c7", "slow", json.dumps({"seconds": 10, "tag": tag})),  # times out
+        ("c7", "slow", json.dumps({"seconds": 60, "tag": tag})),  # times out
         ("c8", "fail", "{}"),  # the tool itself fails
         ("c9", "add", '{"a": "x"}'),  # arguments do not fit the schema
         content="Let me use some tools.",
     )
     async with trio_mcp.open_mcp_pool({"s": config_for("http", http_server)}, tool_configs=[config]) as pool:
         toolset = pool.toolset("t")
+        await pool.list_tools("s")  # connect first: the deadline is not about the handshake
         assert toolset.has_tool_calls(response) and toolset.tool_call_count(response) == 9
         messages = await toolset.process_completion_response(response)
         assert messages[0]["role"] == "assistant"
@@ -159,7 +161,7 @@ async def test_process_completion_response(http_server: HttpServer) -> None:
         assert contents[0] == "hello" and contents[1] == "3"
         assert "not available" in contents[2] and "not available" in contents[3]
         assert "not valid JSON" in contents[4] and "JSON object" in contents[5]
-        assert "did not finish within 0.5s" in contents[6]
+        assert "did not finish within 3s" in contents[6]
         assert contents[7].startswith("Error:")
         assert "do not match its input schema" in contents[8]
         events = (await pool.tool_call("s", "events", {"tag": tag})).structured_content
