@@ -131,7 +131,7 @@ async def test_process_completion_response(http_server: HttpServer) -> None:
         ("c4", "teleport", "{}"),  # unknown
         ("c5", "echo", '{"text": '),  # not JSON
         ("c6", "echo", '["not", "an", "object"]'),
-        ("c7", "slow", json.dumps({"seconds": 10, "tag": tag})),  # times out
+        ("c7", "slow", json.dumps({"seconds": 60, "tag": tag})),  # times out
         ("c8", "fail", "{}"),  # the tool itself fails
         ("c9", "add", '{"a": "x"}'),  # arguments do not fit the schema
         content="Let me use some tools.",
