@@ -30,6 +30,7 @@ from ._errors import RequestFailedError as RequestFailedError
 from ._errors import ResponseTooLargeError as ResponseTooLargeError
 from ._errors import ServerDisconnectedError as ServerDisconnectedError
 from ._errors import ServerOverloadedError as ServerOverloadedError
+from ._errors import ServerRemovedError as ServerRemovedError
 from ._errors import ServerUnavailableError as ServerUnavailableError
 from ._errors import TemplateError as TemplateError
 from ._errors import ToolCallTimeout as ToolCallTimeout
@@ -78,6 +79,7 @@ __all__ = [
     "ServerConfig",
     "ServerDisconnectedError",
     "ServerOverloadedError",
+    "ServerRemovedError",
     "ServerState",
     "ServerStatistics",
     "ServerUnavailableError",
