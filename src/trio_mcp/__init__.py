@@ -39,7 +39,10 @@ from ._errors import UnknownToolError as UnknownToolError
 from ._handlers import Handlers as Handlers
 from ._handlers import accept_with_defaults as accept_with_defaults
 from ._loader import load_servers as load_servers
+from ._openai import to_anthropic_tool as to_anthropic_tool
+from ._openai import to_gemini_tool as to_gemini_tool
 from ._openai import to_openai_tool as to_openai_tool
+from ._openai import to_responses_tool as to_responses_tool
 from ._options import PoolOptions as PoolOptions
 from ._pool import MCPPool as MCPPool
 from ._pool import ToolCall as ToolCall
@@ -52,6 +55,7 @@ from ._results import result_text as result_text
 from ._server import ServerState as ServerState
 from ._server import ServerStatistics as ServerStatistics
 from ._toolset import BlockingToolset as BlockingToolset
+from ._toolset import OfferedTool as OfferedTool
 from ._toolset import ToolConfig as ToolConfig
 from ._toolset import Toolset as Toolset
 from ._toolset import run_tool_loop as run_tool_loop
@@ -70,6 +74,7 @@ __all__ = [
     "MCPPool",
     "MCPPoolError",
     "MalformedResponseError",
+    "OfferedTool",
     "PoolClosedError",
     "PoolOptions",
     "Portal",
@@ -102,7 +107,10 @@ __all__ = [
     "serve_mcp_pool",
     "shutdown_all",
     "start_portal",
+    "to_anthropic_tool",
+    "to_gemini_tool",
     "to_openai_tool",
+    "to_responses_tool",
 ]
 
 # Show the public path in reprs, tracebacks and docs.

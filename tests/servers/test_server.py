@@ -27,6 +27,8 @@ Tools:
   ``client_notes()`` lists the ``logging/setLevel`` requests and
   ``roots/list_changed`` notifications it received.
 - ``blob(size)`` returns a text of ``size`` bytes (large-result measurements).
+- ``destroy(tag)`` is annotated destructive and records ``destroyed`` under ``tag``;
+  ``weather(city)`` is annotated read-only and answers with structured output.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from mcp.types import (
     SamplingMessage,
     SetLevelRequestParams,
     TextContent,
+    ToolAnnotations,
 )
 from pydantic import BaseModel
 
@@ -339,6 +342,24 @@ def client_notes() -> list[str]:
 def blob(size: int) -> str:
     """A text of ``size`` bytes."""
     return "x" * size
+
+
+@server.tool(annotations=ToolAnnotations(destructive_hint=True, read_only_hint=False))
+def destroy(tag: str) -> str:
+    """A destructive tool (annotated so): records that it ran under ``tag``."""
+    _record(_events.setdefault(tag, []), "destroyed")
+    return f"destroyed {tag}"
+
+
+class _Weather(BaseModel):
+    city: str
+    celsius: float
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True, title="Weather"))
+def weather(city: str) -> _Weather:
+    """A read-only tool with structured output (an output schema)."""
+    return _Weather(city=city, celsius=21.5)
 
 
 def _serve_http() -> None:
