@@ -32,6 +32,7 @@ from ._errors import RequestFailedError as RequestFailedError
 from ._errors import ResponseTooLargeError as ResponseTooLargeError
 from ._errors import ServerDisconnectedError as ServerDisconnectedError
 from ._errors import ServerOverloadedError as ServerOverloadedError
+from ._errors import ServerRemovedError as ServerRemovedError
 from ._errors import ServerUnavailableError as ServerUnavailableError
 from ._errors import SkillVerificationError as SkillVerificationError
 from ._errors import TemplateError as TemplateError
@@ -42,7 +43,10 @@ from ._handlers import Handlers as Handlers
 from ._handlers import accept_with_defaults as accept_with_defaults
 from ._info import ServerInfo as ServerInfo
 from ._loader import load_servers as load_servers
+from ._openai import to_anthropic_tool as to_anthropic_tool
+from ._openai import to_gemini_tool as to_gemini_tool
 from ._openai import to_openai_tool as to_openai_tool
+from ._openai import to_responses_tool as to_responses_tool
 from ._options import PoolOptions as PoolOptions
 from ._pool import MCPPool as MCPPool
 from ._pool import ToolCall as ToolCall
@@ -61,6 +65,7 @@ from ._subscriptions import BlockingResourceSubscription as BlockingResourceSubs
 from ._subscriptions import ResourceSubscription as ResourceSubscription
 from ._subscriptions import ResourceUpdate as ResourceUpdate
 from ._toolset import BlockingToolset as BlockingToolset
+from ._toolset import OfferedTool as OfferedTool
 from ._toolset import ToolConfig as ToolConfig
 from ._toolset import Toolset as Toolset
 from ._toolset import run_tool_loop as run_tool_loop
@@ -82,6 +87,7 @@ __all__ = [
     "MCPPoolError",
     "MalformedResponseError",
     "NotSupportedError",
+    "OfferedTool",
     "PoolClosedError",
     "PoolOptions",
     "Portal",
@@ -94,6 +100,7 @@ __all__ = [
     "ServerDisconnectedError",
     "ServerInfo",
     "ServerOverloadedError",
+    "ServerRemovedError",
     "ServerState",
     "ServerStatistics",
     "ServerUnavailableError",
@@ -120,7 +127,10 @@ __all__ = [
     "serve_mcp_pool",
     "shutdown_all",
     "start_portal",
+    "to_anthropic_tool",
+    "to_gemini_tool",
     "to_openai_tool",
+    "to_responses_tool",
 ]
 
 # Show the public path in reprs, tracebacks and docs.

@@ -31,6 +31,7 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── HandlerError                       a client-side handler (sampling, elicitation,
     │                                      roots) failed or refused the server's request
     └── PoolClosedError                    the pool (or portal) is closed or closing
+        └── ServerRemovedError             the server was removed from the pool (remove_server)
 
 A tool that *runs* and fails is not an exception: MCP returns it as a
 ``CallToolResult`` with ``is_error`` set, and so does trio-mcp.
@@ -56,6 +57,7 @@ __all__ = [
     "ResponseTooLargeError",
     "ServerDisconnectedError",
     "ServerOverloadedError",
+    "ServerRemovedError",
     "ServerUnavailableError",
     "SkillVerificationError",
     "TemplateError",
@@ -218,3 +220,8 @@ class ResponseTooLargeError(MalformedResponseError):
 
 class PoolClosedError(MCPPoolError):
     """The pool is closed or closing; no request was (or will be) answered."""
+
+
+class ServerRemovedError(PoolClosedError):
+    """The server was removed from the pool (:meth:`MCPPool.remove_server`) while the
+    request was waiting or in flight; the request was cancelled."""

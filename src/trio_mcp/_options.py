@@ -64,6 +64,9 @@ class PoolOptions:
             list before sending (one shared ``tools/list`` per session).
         handlers: the client-side :class:`Handlers` (sampling, elicitation, roots,
             logging) for every server; a server's own ``handlers`` override them.
+        warm: open every server's session while the pool opens (concurrently, each
+            bounded by its connect timeout) instead of on first use; a server that
+            fails is logged and retried on its first call. See :meth:`MCPPool.connect`.
     """
 
     variables: Mapping[str, str] = attrs.field(
@@ -73,6 +76,7 @@ class PoolOptions:
     call_timeout: float = attrs.field(default=60.0, validator=_seconds)
     validate_arguments: bool = attrs.field(default=True, validator=_boolean)
     handlers: Handlers | None = attrs.field(default=None, validator=_handlers)
+    warm: bool = attrs.field(default=False, validator=_boolean)
 
     @classmethod
     def of(cls, options: PoolOptions | None, settings: Mapping[str, Any]) -> PoolOptions:

@@ -111,6 +111,9 @@ class MCPPool:
     _state: _State = _State.OPEN
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _closing: trio.Event = attrs.field(factory=trio.Event, kw_only=True)
+    #: What add_server builds new slots from, and the nursery their supervisors run in.
+    _options: PoolOptions = attrs.field(factory=PoolOptions, kw_only=True)
+    _nursery: trio.Nursery | None = attrs.field(default=None, kw_only=True)
 
     def __repr__(self) -> str:
         return f"<MCPPool servers={list(self._slots)!r} state={self._state.value}>"
@@ -144,6 +147,7 @@ class MCPPool:
         """Host every server's supervisor and sessions until :meth:`close`."""
         with self._scope:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 for slot in self._slots.values():
                     await nursery.start(slot.serve, nursery)
                 task_status.started()
@@ -180,6 +184,18 @@ class MCPPool:
         never from the words of an error message.
         """
         slot = self._slot(server)
+        with slot.removable():
+            return await self._request_on(slot, server, what, operation, tool=tool)
+
+    async def _request_on(
+        self,
+        slot: ServerSlot,
+        server: str,
+        what: str,
+        operation: Callable[[LiveSession], Awaitable[T]],
+        *,
+        tool: str | None = None,
+    ) -> T:
         slot.check_capacity()
         started = time.perf_counter()
         try:
@@ -516,6 +532,62 @@ class MCPPool:
 
         return await self._request(server, "skill file read", read)
 
+    # -- pre-warming and servers that come and go ----------------------------------------
+
+    async def connect(self, *servers: str) -> dict[str, MCPPoolError | None]:
+        """Open the sessions of ``servers`` (every server when none is named) concurrently.
+
+        Returns ``{server: None}`` for each server now connected and ``{server: error}``
+        (the :class:`MCPPoolError` a call would have raised) for each that failed — it
+        never raises for those. An unknown name raises :class:`UnknownServerError`
+        before anything starts. A server already connected costs nothing; each attempt
+        is bounded by its ``connect_timeout``, and a failure counts towards its backoff
+        and circuit like any other.
+        """
+        names = servers or self.servers
+        slots = [self._slot(name) for name in names]
+        outcomes: dict[str, MCPPoolError | None] = dict.fromkeys(names)
+
+        async def open_one(slot: ServerSlot) -> None:
+            try:
+                with slot.removable():
+                    await slot.connected()
+            except MCPPoolError as error:
+                outcomes[slot.name] = error
+
+        async with trio.open_nursery() as nursery:
+            for slot in slots:
+                nursery.start_soon(open_one, slot)
+        return outcomes
+
+    async def add_server(self, name: str, config: ServerConfig) -> None:
+        """Serve one more server from now on, with the pool's options (it connects lazily).
+
+        Raises :class:`ConfigError` for a bad config or a name already in the pool.
+        """
+        if self._state is not _State.OPEN or self._nursery is None:
+            raise PoolClosedError("the pool is closed", server=name if isinstance(name, str) else None)
+        slot = _new_slot(name, config, self._options, self._closing)
+        if name in self._slots:
+            raise ConfigError(f"the pool already has a server named {name!r}", server=name)
+        await self._nursery.start(slot.serve, self._nursery)
+        if name in self._slots:  # added by a concurrent caller meanwhile
+            await slot.retire()
+            raise ConfigError(f"the pool already has a server named {name!r}", server=name)
+        self._slots[name] = slot
+        logger.info("server %r: added to the pool", name)
+
+    async def remove_server(self, name: str) -> None:
+        """Stop serving ``name``: its waiting and in-flight requests fail with
+        :class:`ServerRemovedError` (a :class:`PoolClosedError`), its session is closed
+        by the task that owns it, and later calls raise :class:`UnknownServerError`.
+        Returns once the session (and a stdio child) is gone; other servers are not
+        disturbed.
+        """
+        slot = self._slot(name)
+        del self._slots[name]
+        await slot.retire()
+
 
 async def _skill_entry(live: LiveSession, skill: str | SkillEntry) -> SkillEntry:
     """``skill`` itself, or the entry its name or URI picks from a fresh listing."""
@@ -554,23 +626,27 @@ def _build_slots(
         raise ConfigError("servers must be a mapping of names to server configurations")
     slots: dict[str, ServerSlot] = {}
     for name, config in servers.items():
-        if not isinstance(name, str) or not name:
-            raise ConfigError("server names must be non-empty strings")
-        if not isinstance(config, SERVER_CONFIG_TYPES):
-            raise ConfigError(
-                f"server {name!r}: expected StdioServer, StreamableHttpServer, SseServer or InProcessServer, "
-                f"got {type(config).__name__}"
-            )
-        slots[name] = ServerSlot(
-            name,
-            config,
-            options.variables,
-            connect_timeout=config.connect_timeout or options.connect_timeout,
-            call_timeout=config.call_timeout or options.call_timeout,
-            pool_handlers=options.handlers or Handlers(),
-            pool_closing=closing,
-        )
+        slots[name] = _new_slot(name, config, options, closing)
     return slots
+
+
+def _new_slot(name: object, config: object, options: PoolOptions, closing: trio.Event) -> ServerSlot:
+    if not isinstance(name, str) or not name:
+        raise ConfigError("server names must be non-empty strings")
+    if not isinstance(config, SERVER_CONFIG_TYPES):
+        raise ConfigError(
+            f"server {name!r}: expected StdioServer, StreamableHttpServer, SseServer or InProcessServer, "
+            f"got {type(config).__name__}"
+        )
+    return ServerSlot(
+        name,
+        config,
+        options.variables,
+        connect_timeout=config.connect_timeout or options.connect_timeout,
+        call_timeout=config.call_timeout or options.call_timeout,
+        pool_handlers=options.handlers or Handlers(),
+        pool_closing=closing,
+    )
 
 
 @asynccontextmanager
@@ -595,8 +671,12 @@ async def open_mcp_pool(
     pool: MCPPool | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pool = MCPPool(slots, options.validate_arguments, closing=closing)
+            pool = MCPPool(slots, options.validate_arguments, closing=closing, options=options)
             await nursery.start(pool._run)
+            if options.warm:
+                for name, error in (await pool.connect()).items():
+                    if error is not None:
+                        logger.warning("server %r: not warmed up: %s", name, error)
             try:
                 yield pool
             except BaseException as exc:

@@ -538,6 +538,38 @@ class Portal:
     ) -> None:
         self.close()
 
+    # -- pre-warming and servers that come and go ----------------------------------------
+
+    def connect(self, *servers: str, timeout: float | None = None) -> dict[str, MCPPoolError | None]:
+        """Open the sessions of ``servers`` (every server when none is named) concurrently;
+        ``{server: None or the error}``, never raising for a server that failed (see
+        :meth:`MCPPool.connect`)."""
+        pool = self._running_pool()
+        return self.call(pool.connect, *servers, timeout=timeout)
+
+    def add_server(self, name: str, config: ServerConfig, *, timeout: float | None = None) -> None:
+        """Serve one more server from now on (see :meth:`MCPPool.add_server`)."""
+        pool = self._running_pool()
+
+        async def add() -> None:
+            await pool.add_server(name, config)
+            self._servers = pool.servers
+
+        self.call(add, timeout=timeout)
+
+    def remove_server(self, name: str, *, timeout: float | None = None) -> None:
+        """Stop serving ``name``; its calls in flight, from any thread, fail with
+        :class:`ServerRemovedError` (see :meth:`MCPPool.remove_server`)."""
+        pool = self._running_pool()
+
+        async def remove() -> None:
+            try:
+                await pool.remove_server(name)
+            finally:
+                self._servers = pool.servers
+
+        self.call(remove, timeout=timeout)
+
 
 def _wait(event: threading.Event, timeout: float) -> bool:
     """``event.wait(timeout)``; in the main thread it wakes now and then to see a Ctrl-C

@@ -25,7 +25,8 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from statistics import quantiles
 
 import attrs
@@ -37,6 +38,7 @@ from ._errors import (
     MCPPoolError,
     PoolClosedError,
     ServerOverloadedError,
+    ServerRemovedError,
     ServerUnavailableError,
 )
 from ._handlers import Handlers, ServerHandlers
@@ -169,6 +171,11 @@ class ServerSlot:
     _latencies: collections.deque[float] = attrs.field(
         factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW)
     )
+    # run-time removal (see retire)
+    _removed: bool = False
+    _requests: set[trio.CancelScope] = attrs.field(factory=set)
+    _supervisor: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    _finished: trio.Event | None = None
 
     def __attrs_post_init__(self) -> None:
         self._wake_send, self._wake_receive = trio.open_memory_channel[None](1)
@@ -180,7 +187,7 @@ class ServerSlot:
     @property
     def closing(self) -> bool:
         """True once the pool began closing or this supervisor stopped."""
-        return self._served or self.pool_closing.is_set()
+        return self._served or self._removed or self.pool_closing.is_set()
 
     @property
     def state(self) -> ServerState:
@@ -218,7 +225,7 @@ class ServerSlot:
         if live is not None and not live.lost.is_set():
             return live
         if self.closing:
-            raise PoolClosedError(f"the pool is closed; server {self.name!r} is not served", server=self.name)
+            raise self._closed_error("is not served")
         attempt = self._attempt
         if attempt is None:
             # A missing variable is a configuration error, not a transient failure: it
@@ -297,12 +304,16 @@ class ServerSlot:
         """Open a session whenever one is wanted; hold it until it ends; repeat."""
         self._nursery = nursery
         task_status.started()
+        with self._supervisor:  # cancelled by retire()
+            await self._supervise()
+
+    async def _supervise(self) -> None:
         try:
             async for _ in self._wake_receive:
                 attempt, rendered = self._attempt, self._rendered
                 if attempt is None or rendered is None:
                     continue
-                finished = trio.Event()
+                finished = self._finished = trio.Event()
                 self._connecting = True
                 try:
                     live = await self._connect(rendered, finished)
@@ -327,11 +338,7 @@ class ServerSlot:
             self._served = True
             attempt = self._attempt
             if attempt is not None:
-                attempt.fail(
-                    PoolClosedError(
-                        f"the pool closed while connecting to server {self.name!r}", server=self.name
-                    )
-                )
+                attempt.fail(self._closed_error("closed while connecting"))
 
     def _after_failure(self, error: MCPPoolError) -> None:
         """Schedule the next attempt: a backoff, or an open circuit."""
@@ -428,3 +435,53 @@ class ServerSlot:
             except Exception as exc:
                 logger.warning("server %r: health check failed (%s)", self.name, type(exc).__name__)
                 live.lost.set()
+
+    # -- run-time removal (MCPPool.remove_server) -----------------------------------
+
+    def _closed_error(self, what: str) -> PoolClosedError:
+        """The error of a request this slot will never answer: removed, or the pool closed."""
+        if self._removed:
+            return ServerRemovedError(f"server {self.name!r} was removed from the pool", server=self.name)
+        return PoolClosedError(f"the pool is closed; server {self.name!r} {what}", server=self.name)
+
+    @contextmanager
+    def removable(self) -> Iterator[None]:
+        """Around each request: once :meth:`retire` is called it fails with :class:`ServerRemovedError`.
+
+        Waiting or in flight, the request is cancelled (so the server is told to cancel
+        it); an error it raised because its session closed under it is reported as the
+        removal it was.
+        """
+        if self._removed:
+            raise self._closed_error("is not served")
+        with trio.CancelScope() as scope:
+            self._requests.add(scope)
+            try:
+                yield
+            except MCPPoolError as error:
+                if not self._removed:
+                    raise
+                raise self._closed_error("is not served") from error
+            finally:
+                self._requests.discard(scope)
+        if scope.cancelled_caught:
+            raise self._closed_error("is not served")
+
+    async def retire(self) -> None:
+        """Stop serving this server for good (the pool already forgot its name).
+
+        Every waiting and in-flight request is cancelled with :class:`ServerRemovedError`,
+        the session is closed by its owner task, the supervisor stops; returns once the
+        session (and a stdio child) is gone. Nothing else in the pool is touched.
+        """
+        self._removed = True
+        for scope in list(self._requests):
+            scope.cancel()
+        live = self.live
+        if live is not None:
+            live.lost.set()  # its owner task sees it and closes the session
+        self._supervisor.cancel()  # a connection attempt in progress is abandoned
+        finished = self._finished
+        if finished is not None:
+            await finished.wait()
+        logger.info("server %r: removed from the pool", self.name)

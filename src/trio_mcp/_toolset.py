@@ -1,10 +1,11 @@
 """The LLM tool layer: which tools a model may use, and running the calls it makes.
 
 A :class:`ToolConfig` names servers, an optional allow-list, a turn budget and a
-per-call deadline. A :class:`Toolset` applies one config to a pool —
-``Toolset(pool, config)`` — it turns the servers' tools into OpenAI tool schemas and
-executes the tool calls in a model's completion, in parallel, each answered by exactly
-one tool message. Anything the model gets wrong (a tool outside the allow-list, an
+per-call deadline, and an optional approval check. A :class:`Toolset` applies one config
+to a pool — ``Toolset(pool, config)`` — it turns the servers' tools into tool schemas
+(OpenAI Chat Completions or Responses, Anthropic, Gemini) and executes the tool calls in
+a model's response, in parallel, each answered by exactly one tool answer in the same
+API's shape. Anything the model gets wrong (a tool outside the allow-list, an
 unknown tool, arguments that are not JSON) and anything that fails (a timeout, a
 server that is down) becomes an error *message* for the model, never an exception
 for the application. :class:`BlockingToolset` is the same for threaded code, on a
@@ -17,6 +18,7 @@ driven by an async and a blocking driver.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -29,14 +31,21 @@ import mcp.types as types
 import trio
 
 from ._errors import ConfigError, MCPPoolError, PoolClosedError
-from ._openai import ParsedToolCall, assistant_message, to_openai_tool, tool_calls_of
+from ._openai import (
+    ParsedToolCall,
+    ToolFormat,
+    answer_messages,
+    schemas_for,
+    tool_calls_of,
+    turn_messages,
+)
 from ._results import result_text
 
 if TYPE_CHECKING:
     from ._pool import MCPPool
     from ._portal import Portal
 
-__all__ = ["BlockingToolset", "ToolConfig", "Toolset", "run_tool_loop"]
+__all__ = ["ApproveFunction", "BlockingToolset", "OfferedTool", "ToolConfig", "Toolset", "run_tool_loop"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -45,6 +54,9 @@ _ALIAS = re.compile(r"^[A-Za-z0-9_.:-]+$")
 PREFIX_SEPARATOR = "__"
 
 Message = dict[str, Any]
+
+#: ``approve(server, tool, arguments, annotations) -> bool``, plain or async.
+ApproveFunction = Callable[[str, str, dict[str, Any], types.ToolAnnotations | None], "bool | Awaitable[bool]"]
 
 
 def _to_names(value: Iterable[str] | None) -> tuple[str, ...] | None:
@@ -83,6 +95,13 @@ def _check_turns(_inst: object, _attr: attrs.Attribute[Any], value: int) -> None
         raise ConfigError("max_tool_call_turns must be a whole number >= 0")
 
 
+def _check_approve(_inst: object, _attr: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not callable(value):
+        raise ConfigError(
+            "approve must be a function (server, tool, arguments, annotations) -> bool, or None"
+        )
+
+
 def _check_timeout(_inst: object, _attr: attrs.Attribute[Any], value: float | None) -> None:
     if value is not None and (
         isinstance(value, bool) or not isinstance(value, int | float) or not value > 0 or math.isnan(value)
@@ -105,6 +124,11 @@ class ToolConfig:
             applies too).
         prefix_names: expose tools as ``server__tool``; required when two servers
             offer a tool of the same name.
+        approve: called before each tool call runs, as ``approve(server, tool,
+            arguments, annotations) -> bool`` (a plain function, called in the trio
+            thread, or an async one, awaited); ``annotations`` is the tool's
+            :class:`mcp.types.ToolAnnotations` or None. Anything but ``True`` denies
+            the call: it is never sent, and the model is told it was not approved.
     """
 
     alias: str = attrs.field(validator=_check_alias)
@@ -115,12 +139,27 @@ class ToolConfig:
     max_tool_call_turns: int = attrs.field(default=5, validator=_check_turns)
     timeout: float | None = attrs.field(default=None, validator=_check_timeout)
     prefix_names: bool = attrs.field(default=False, kw_only=True)
+    approve: ApproveFunction | None = attrs.field(default=None, kw_only=True, validator=_check_approve)
 
 
 @attrs.frozen
-class _Entry:
+class OfferedTool:
+    """A tool a :class:`Toolset` offers the model: its exposed name, server and MCP tool."""
+
+    #: The name the model sees (``server__tool`` with ``prefix_names``).
+    name: str
     server: str
     tool: types.Tool
+
+    @property
+    def annotations(self) -> types.ToolAnnotations | None:
+        """The server's hints about the tool (``read_only_hint``, ``destructive_hint``...)."""
+        return self.tool.annotations
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of the tool's structured output, if it declares one."""
+        return self.tool.output_schema
 
 
 def _check_applicable(config: object, servers: Sequence[str], closed: bool) -> None:
@@ -158,7 +197,7 @@ class Toolset:
         allow = self.config.allow_tools
         return allow is None or tool in allow or f"{server}{PREFIX_SEPARATOR}{tool}" in allow
 
-    async def _catalog(self) -> dict[str, _Entry]:
+    async def _catalog(self) -> dict[str, OfferedTool]:
         """Exposed name -> (server, tool), with the allow-list applied.
 
         The pool caches and coalesces each server's tools/list, so this is cheap.
@@ -175,7 +214,7 @@ class Toolset:
         async with trio.open_nursery() as nursery:
             for server in self.config.servers:
                 nursery.start_soon(fetch, server)
-        catalog: dict[str, _Entry] = {}
+        catalog: dict[str, OfferedTool] = {}
         for server in self.config.servers:
             for tool in listings.get(server, ()):
                 if not self._allowed(server, tool.name):
@@ -186,13 +225,22 @@ class Toolset:
                         f"toolset {self.alias!r}: servers {catalog[name].server!r} and {server!r} "
                         f"both offer a tool named {tool.name!r}; set prefix_names=True"
                     )
-                catalog[name] = _Entry(server, tool)
+                catalog[name] = OfferedTool(name, server, tool)
         return catalog
 
-    async def tool_schemas(self) -> list[dict[str, Any]]:
-        """The tools this config offers, as OpenAI function tools."""
+    async def tools(self) -> list[OfferedTool]:
+        """The tools this config offers, with their annotations and output schemas."""
+        return list((await self._catalog()).values())
+
+    async def tool_schemas(self, format: ToolFormat = "openai") -> list[dict[str, Any]]:
+        """The tools this config offers, as the ``tools=`` list of an LLM API.
+
+        ``format``: ``"openai"`` (Chat Completions), ``"responses"`` (OpenAI Responses),
+        ``"anthropic"`` (Messages) or ``"gemini"`` (one tool of function declarations).
+        """
+        schemas_for(format, [])  # an unknown format fails before any listing
         catalog = await self._catalog()
-        return [to_openai_tool(entry.tool, name=name) for name, entry in catalog.items()]
+        return schemas_for(format, [(name, entry.tool) for name, entry in catalog.items()])
 
     @staticmethod
     def has_tool_calls(response: Any) -> bool:
@@ -207,11 +255,15 @@ class Toolset:
     async def process_completion_response(self, response: Any) -> list[Message]:
         """Run every tool call in ``response`` in parallel; return the messages to append.
 
-        The assistant message with its tool calls comes first, then one
+        ``response`` is a Chat Completions response, a Responses API response or an
+        Anthropic message (SDK objects or dicts); the answer is in the same API's shape.
+        Chat: the assistant message with its tool calls, then one
         ``{"role": "tool", "tool_call_id", "content"}`` message per call, in order.
+        Responses: the output items, then one ``function_call_output`` item per call.
+        Anthropic: the assistant message, then one user message of ``tool_result`` blocks.
         """
         calls = tool_calls_of(response)
-        messages: list[Message] = [assistant_message(response, calls)]
+        messages: list[Message] = turn_messages(response, calls)
         if not calls:
             return messages
         try:
@@ -221,40 +273,67 @@ class Toolset:
             failure = f"Error: {error}"
         else:
             failure = ""
-        answers = [""] * len(calls)
+        answers = [("", False)] * len(calls)
 
         async def answer(index: int, call: ParsedToolCall) -> None:
-            answers[index] = failure or await self._answer(call, catalog)
+            answers[index] = (failure, True) if failure else await self._answer(call, catalog)
 
         async with trio.open_nursery() as nursery:
             for index, call in enumerate(calls):
                 nursery.start_soon(answer, index, call)
-        messages.extend(
-            {"role": "tool", "tool_call_id": call.id, "content": content}
-            for call, content in zip(calls, answers, strict=True)
-        )
+        messages.extend(answer_messages(response, calls, answers))
         return messages
 
-    async def _answer(self, call: ParsedToolCall, catalog: Mapping[str, _Entry]) -> str:
+    async def _answer(self, call: ParsedToolCall, catalog: Mapping[str, OfferedTool]) -> tuple[str, bool]:
+        """The text the model gets for one call, and whether it reports an error."""
         entry = catalog.get(call.name)
         if entry is None:
-            return f"Error: tool {call.name!r} is not available; use one of the tools offered."
+            return f"Error: tool {call.name!r} is not available; use one of the tools offered.", True
         try:
             arguments = json.loads(call.arguments) if call.arguments.strip() else {}
         except json.JSONDecodeError as error:
-            return f"Error: the arguments for tool {call.name!r} are not valid JSON ({error.msg}); nothing was run."
+            return (
+                f"Error: the arguments for tool {call.name!r} are not valid JSON ({error.msg}); nothing was run.",
+                True,
+            )
         if not isinstance(arguments, dict):
-            return f"Error: the arguments for tool {call.name!r} must be a JSON object; nothing was run."
+            return (
+                f"Error: the arguments for tool {call.name!r} must be a JSON object; nothing was run.",
+                True,
+            )
+        if not await self._approved(entry, arguments):
+            return f"Error: the call to tool {call.name!r} was not approved; nothing was run.", True
         deadline = self.config.timeout if self.config.timeout is not None else math.inf
         try:
             with trio.move_on_after(deadline) as scope:
                 result = await self.pool.tool_call(entry.server, entry.tool.name, arguments)
         except MCPPoolError as error:
-            return f"Error: {error}"
+            return f"Error: {error}", True
         if scope.cancelled_caught:
-            return f"Error: tool {call.name!r} did not finish within {deadline:g}s and was cancelled."
+            return f"Error: tool {call.name!r} did not finish within {deadline:g}s and was cancelled.", True
         text = result_text(result)
-        return f"Error: {text}" if result.is_error else text
+        return (f"Error: {text}", True) if result.is_error else (text, False)
+
+    async def _approved(self, entry: OfferedTool, arguments: dict[str, Any]) -> bool:
+        """Whether the config's ``approve`` lets this call run (yes when there is none)."""
+        approve = self.config.approve
+        if approve is None:
+            return True
+        try:
+            verdict = approve(entry.server, entry.tool.name, dict(arguments), entry.annotations)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except Exception as exc:
+            # Denied: a failing check must not let the call through. The arguments may
+            # hold secrets, so only the exception's type is logged.
+            logger.warning(
+                "toolset %r: approve() raised %s for tool %r; the call was denied",
+                self.alias,
+                type(exc).__name__,
+                entry.name,
+            )
+            return False
+        return verdict is True
 
     def refuse_completion_response(self, response: Any) -> list[Message]:
         """The same messages as :meth:`process_completion_response`, but nothing is run.
@@ -263,13 +342,6 @@ class Toolset:
         answer with what it has.
         """
         return _refusal(response, self.max_tool_call_turns)
-
-
-def final_message(response: Any) -> Message:
-    """The assistant's closing message (no tool calls) as a plain dict."""
-    message = assistant_message(response, [])
-    del message["tool_calls"]
-    return message
 
 
 @attrs.frozen
@@ -304,7 +376,7 @@ def _tool_loop(
         response = yield _CallModel(conversation, tools)
         calls = tool_calls_of(response)
         if not calls:
-            conversation.append(final_message(response))
+            conversation.extend(turn_messages(response, []))
             return conversation
         if not refused and turns < max_turns:
             conversation.extend((yield _RunTools(response)))
@@ -323,8 +395,8 @@ def _refusal(response: Any, max_turns: int) -> list[Message]:
         "this tool was not run. Answer with the information you already have."
     )
     return [
-        assistant_message(response, calls),
-        *({"role": "tool", "tool_call_id": call.id, "content": refusal} for call in calls),
+        *turn_messages(response, calls),
+        *answer_messages(response, calls, [(refusal, True)] * len(calls)),
     ]
 
 
@@ -332,14 +404,17 @@ async def run_tool_loop(
     toolset: Toolset,
     call_model: Callable[[list[Message], list[dict[str, Any]]], Awaitable[Any]],
     messages: Sequence[Message],
+    *,
+    format: ToolFormat = "openai",
 ) -> list[Message]:
     """Run model and tools in turns until the model stops calling tools.
 
-    ``call_model(messages, tools)`` returns a chat completion (OpenAI object or dict).
-    After ``max_tool_call_turns`` rounds of tool calls, further calls are refused and
-    the model gets one last turn to answer. Returns the whole conversation.
+    ``call_model(messages, tools)`` returns the model's response: a chat completion, a
+    Responses API response or an Anthropic message (SDK object or dict), ``tools`` being
+    in ``format``. After ``max_tool_call_turns`` rounds of tool calls, further calls are
+    refused and the model gets one last turn to answer. Returns the whole conversation.
     """
-    loop = _tool_loop(toolset.max_tool_call_turns, await toolset.tool_schemas(), messages)
+    loop = _tool_loop(toolset.max_tool_call_turns, await toolset.tool_schemas(format), messages)
     answer: Any = None
     try:
         while True:
@@ -379,9 +454,16 @@ class BlockingToolset:
     def max_tool_call_turns(self) -> int:
         return self._toolset.max_tool_call_turns
 
-    def tool_schemas(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
-        """The tools this config offers, as OpenAI function tools."""
-        return self._portal.call(self._toolset.tool_schemas, timeout=timeout)
+    def tool_schemas(
+        self, format: ToolFormat = "openai", *, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The tools this config offers, as the ``tools=`` list of an LLM API (see
+        :meth:`Toolset.tool_schemas`)."""
+        return self._portal.call(self._toolset.tool_schemas, format, timeout=timeout)
+
+    def tools(self, *, timeout: float | None = None) -> list[OfferedTool]:
+        """The tools this config offers, with their annotations and output schemas."""
+        return self._portal.call(self._toolset.tools, timeout=timeout)
 
     has_tool_calls = staticmethod(Toolset.has_tool_calls)
     tool_call_count = staticmethod(Toolset.tool_call_count)
@@ -395,10 +477,14 @@ class BlockingToolset:
         return self._toolset.refuse_completion_response(response)
 
     def run_tool_loop(
-        self, call_model: Callable[[list[Message], list[dict[str, Any]]], Any], messages: Iterable[Message]
+        self,
+        call_model: Callable[[list[Message], list[dict[str, Any]]], Any],
+        messages: Iterable[Message],
+        *,
+        format: ToolFormat = "openai",
     ) -> list[Message]:
         """The blocking form of :func:`run_tool_loop`: ``call_model`` runs in your thread."""
-        loop = _tool_loop(self.max_tool_call_turns, self.tool_schemas(), messages)
+        loop = _tool_loop(self.max_tool_call_turns, self.tool_schemas(format), messages)
         answer: Any = None
         try:
             while True:

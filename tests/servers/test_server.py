@@ -28,6 +28,8 @@ Tools:
   ``roots/list_changed`` notifications it received (and the subscriptions, skill listings
   and skill file reads below).
 - ``blob(size)`` returns a text of ``size`` bytes (large-result measurements).
+- ``destroy(tag)`` is annotated destructive and records ``destroyed`` under ``tag``;
+  ``forecast(city)`` is annotated read-only and answers with structured output.
 
 Resources and more: ``memo://greeting``, the template ``memo://notes/{name}`` (its
 ``name`` completes from a fixed list); 2025-era ``resources/subscribe`` (``subscribed()``
@@ -68,6 +70,7 @@ from mcp.types import (
     SetLevelRequestParams,
     SubscribeRequestParams,
     TextContent,
+    ToolAnnotations,
     UnsubscribeRequestParams,
 )
 from pydantic import BaseModel
@@ -580,6 +583,24 @@ async def _on_list_skills(_ctx: Any, _params: Any) -> dict[str, Any]:
 
 server._lowlevel_server.extensions["io.modelcontextprotocol/skills"] = {}
 server._lowlevel_server.add_request_handler("skills/list", PaginatedRequestParams, _on_list_skills)
+
+
+@server.tool(annotations=ToolAnnotations(destructive_hint=True, read_only_hint=False))
+def destroy(tag: str) -> str:
+    """A destructive tool (annotated so): records that it ran under ``tag``."""
+    _record(_events.setdefault(tag, []), "destroyed")
+    return f"destroyed {tag}"
+
+
+class _Forecast(BaseModel):
+    city: str
+    celsius: float
+
+
+@server.tool(annotations=ToolAnnotations(read_only_hint=True, title="Forecast"))
+def forecast(city: str) -> _Forecast:
+    """A read-only tool with structured output (an output schema)."""
+    return _Forecast(city=city, celsius=21.5)
 
 
 def _serve_http() -> None:
