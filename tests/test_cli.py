@@ -128,6 +128,72 @@ async def test_env_placeholders_reach_a_stdio_server() -> None:
             await pool.tool_call("s", "getenv", {"name": "TOKEN"})
 
 
+def test_placeholders_in_args_url_and_cwd_of_a_config_file(tmp_path: Path, http_server: HttpServer) -> None:
+    port = http_server.http_url.split(":")[2].split("/")[0]
+    path = write_config(
+        tmp_path,
+        {
+            "servers": {
+                "files": {
+                    "type": "stdio",
+                    "command": sys.executable,
+                    "args": [SERVER, "stdio", "--root=${env:FSROOT}", "a$b", "$${literal}"],
+                    "cwd": "${input:workdir}",
+                },
+                "remote": {"type": "http", "url": "http://127.0.0.1:${PORT}/mcp"},
+            }
+        },
+    )
+    variables = ["--var", f"FSROOT={tmp_path}", "--var", f"workdir={tmp_path}", "--var", f"PORT={port}"]
+    code, out, err = run_cli("call", path, "files", "argv", "--json", *variables)
+    assert code == 0, err
+    assert json.loads(out)["structuredContent"]["result"] == [
+        "stdio",
+        f"--root={tmp_path}",
+        "a$b",
+        "${literal}",
+    ]
+    code, out, err = run_cli("call", path, "files", "cwd", *variables)
+    assert (code, out) == (0, f"{tmp_path}\n"), err
+    code, out, err = run_cli("call", path, "remote", "add", "--args", '{"a": 1, "b": 2}', *variables)
+    assert (code, out) == (0, "3\n"), err
+    # A missing one is a usage error naming the server, the field and the placeholder.
+    code, _, err = run_cli("call", path, "files", "argv", "--var", f"workdir={tmp_path}")
+    assert code == 2 and "args[2] of server 'files' uses ${FSROOT}" in err
+    code, _, err = run_cli("call", path, "remote", "argv")
+    assert code == 2 and "url of server 'remote' uses ${PORT}" in err
+
+
+async def test_a_url_is_checked_once_filled_and_never_shows_a_value() -> None:
+    server = trio_mcp.StreamableHttpServer("http://127.0.0.1:${PORT}/mcp")
+    async with trio_mcp.open_mcp_pool({"u": server}, variables={"PORT": "99999-secret"}) as pool:
+        with pytest.raises(
+            trio_mcp.ConfigError, match=r"server 'u': url .* once its placeholders are filled"
+        ) as caught:
+            await pool.list_tools("u")
+    assert "99999-secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (
+            lambda: trio_mcp.StdioServer("x", ["ok", "${not-a-name}"]),
+            r"args\[1\] has a malformed placeholder",
+        ),
+        (lambda: trio_mcp.StdioServer("x", cwd="/tmp/${"), "cwd has a malformed placeholder"),
+        (lambda: trio_mcp.StreamableHttpServer("https://h/${x"), "url 'https://h/.*' has a malformed"),
+        (lambda: trio_mcp.StreamableHttpServer("ftp://${HOST}/x"), None),  # checked once filled
+    ],
+)
+def test_malformed_placeholders_fail_at_construction(make: Any, match: str | None) -> None:
+    if match is None:
+        make()
+    else:
+        with pytest.raises(trio_mcp.ConfigError, match=match):
+            make()
+
+
 # -- the command ----------------------------------------------------------------------------
 
 

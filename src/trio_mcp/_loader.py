@@ -11,8 +11,9 @@ friends, and VS Code's ``servers`` object (``.vscode/mcp.json``)::
 
 A bare mapping of names to entries works too. ``command``/``args``/``env``/``cwd``
 make a :class:`StdioServer`; ``url`` with ``type`` ``"http"``/``"streamable-http"``
-(the default) or ``"sse"`` (plus ``headers``) a remote server. Placeholders stay
-placeholders, for the pool's ``variables``: ``${NAME}`` as is, and VS Code's
+(the default) or ``"sse"`` (plus ``headers``) a remote server. Placeholders in
+``args``, ``url``, ``cwd``, ``env`` and ``headers`` stay placeholders, filled from the
+pool's ``variables`` when a session connects: ``${NAME}`` as is, and VS Code's
 ``${env:NAME}`` and ``${input:NAME}`` become ``${NAME}``. To fill them from the
 environment, pass ``variables=os.environ``. Keys this library does not use are
 ignored, as those clients ignore keys they do not know.
@@ -68,11 +69,11 @@ def _entry(name: str, entry: Any) -> ServerConfig:
                 entry["command"],
                 [_placeholders(arg) if isinstance(arg, str) else arg for arg in args],
                 env=_string_map(name, "env", entry.get("env")),
-                cwd=entry.get("cwd"),
+                cwd=_placeholders(cwd) if isinstance(cwd := entry.get("cwd"), str) else cwd,
             )
         if "url" in entry:
             headers = _string_map(name, "headers", entry.get("headers")) or {}
-            url = entry["url"]
+            url = _placeholders(entry["url"]) if isinstance(entry["url"], str) else entry["url"]
             if kind is None or kind.lower() in _HTTP_TYPES:
                 return StreamableHttpServer(url, headers)
             if kind.lower() == "sse":

@@ -27,6 +27,9 @@ Tools:
   ``client_notes()`` lists the ``logging/setLevel`` requests and
   ``roots/list_changed`` notifications it received.
 - ``blob(size)`` returns a text of ``size`` bytes (large-result measurements).
+- ``argv()`` and ``cwd()`` return its command-line arguments and working directory;
+  ``to_stderr(text)`` writes ``text`` to its stderr; with ``TEST_SERVER_BANNER`` in its
+  environment it writes that to stderr when it starts (as chatty servers do).
 """
 
 from __future__ import annotations
@@ -341,6 +344,23 @@ def blob(size: int) -> str:
     return "x" * size
 
 
+@server.tool()
+def argv() -> list[str]:
+    return sys.argv[1:]
+
+
+@server.tool()
+def cwd() -> str:
+    return os.getcwd()
+
+
+@server.tool()
+def to_stderr(text: str) -> str:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    return "written"
+
+
 def _serve_http() -> None:
     from http_app import serve_http
     from starlette.requests import Request
@@ -383,6 +403,9 @@ def _serve_http() -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if banner := os.environ.get("TEST_SERVER_BANNER"):
+        sys.stderr.write(banner)
+        sys.stderr.flush()
     if mode == "stdio":
         server.run("stdio")
     elif mode == "http":
