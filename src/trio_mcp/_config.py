@@ -8,6 +8,7 @@ values and URL credentials never appear in them.
 from __future__ import annotations
 
 import math
+import os
 import re
 import string
 from collections.abc import Callable, Iterator, Mapping
@@ -161,6 +162,18 @@ def _check_cwd(inst: object, attribute: attrs.Attribute[Any], value: str | Path 
 # A ${name} placeholder, as BracedTemplate reads it: a URL holding one is checked once filled.
 _URL_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _check_health_interval = attrs.validators.optional(_positive)
+#: Where a stdio server's stderr goes: these names, a file path, or an open file.
+STDERR_CHOICES = ("inherit", "discard", "log")
+
+
+def _check_stderr(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, str) and value.strip():
+        return  # a choice, or a file path
+    if isinstance(value, os.PathLike) or callable(getattr(value, "fileno", None)):
+        return
+    raise ConfigError(f"stderr must be one of {STDERR_CHOICES}, a file path or an open file")
+
+
 _STRING_MAP = attrs.validators.deep_mapping(
     key_validator=(attrs.validators.instance_of(str), attrs.validators.min_len(1)),
     value_validator=attrs.validators.instance_of(str),
@@ -314,6 +327,12 @@ class StdioServer(_ServerOptions):
     #: The largest message the server may send (bytes, one JSON-RPC line). A larger
     #: one is discarded unread and its request fails with :class:`ResponseTooLargeError`.
     max_message_bytes: int = attrs.field(default=DEFAULT_MAX_MESSAGE_BYTES, kw_only=True, validator=_whole)
+    #: Where the server's stderr goes: ``"inherit"`` (this process's stderr), ``"discard"``,
+    #: ``"log"`` (one INFO record per line on the logger ``trio_mcp.server.<name>``), a
+    #: file path (appended to) or an open file (anything with a ``fileno()``).
+    stderr: str | os.PathLike[str] | Any = attrs.field(
+        default="inherit", kw_only=True, validator=_check_stderr
+    )
 
     def templates(self) -> tuple[str, Mapping[str, str]]:
         return "environment variable", self.env or {}
