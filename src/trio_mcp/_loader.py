@@ -54,7 +54,7 @@ def _string_map(name: str, field: str, value: Any) -> dict[str, str] | None:
     return result
 
 
-def _entry(name: str, entry: Any) -> ServerConfig:
+def _entry(name: str, entry: Any, stderr: Any) -> ServerConfig:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"server {name!r}: expected an object, got {type(entry).__name__}")
     kind = entry.get("type", entry.get("transport"))
@@ -70,6 +70,7 @@ def _entry(name: str, entry: Any) -> ServerConfig:
                 [_placeholders(arg) if isinstance(arg, str) else arg for arg in args],
                 env=_string_map(name, "env", entry.get("env")),
                 cwd=_placeholders(cwd) if isinstance(cwd := entry.get("cwd"), str) else cwd,
+                stderr=stderr,
             )
         if "url" in entry:
             headers = _string_map(name, "headers", entry.get("headers")) or {}
@@ -91,8 +92,13 @@ def _entry(name: str, entry: Any) -> ServerConfig:
     raise ConfigError(f"server {name!r}: needs a 'command' (stdio) or a 'url' (remote server)", server=name)
 
 
-def load_servers(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, ServerConfig]:
-    """Server configurations from a JSON file (path) or an already parsed mapping."""
+def load_servers(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, stderr: Any = "inherit"
+) -> dict[str, ServerConfig]:
+    """Server configurations from a JSON file (path) or an already parsed mapping.
+
+    ``stderr`` is where every stdio server's stderr goes (see :class:`StdioServer`).
+    """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
@@ -110,4 +116,4 @@ def load_servers(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
     servers = data.get("mcpServers", data.get("servers", data))
     if not isinstance(servers, Mapping):
         raise ConfigError("'mcpServers' (or 'servers') must be an object of named servers")
-    return {str(name): _entry(str(name), entry) for name, entry in servers.items()}
+    return {str(name): _entry(str(name), entry, stderr) for name, entry in servers.items()}
