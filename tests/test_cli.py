@@ -15,7 +15,7 @@ import pytest
 import trio_mcp
 from trio_mcp._cli import _parser, main
 
-from .conftest import SERVER, HttpServer
+from .conftest import SERVER, HttpServer, free_port
 
 BANNER = "banner line 1\nbanner line 2\n"
 
@@ -442,3 +442,15 @@ def test_cli_check_prints_each_server_as_it_finishes(tmp_path: Path, http_server
     lines = out.getvalue().splitlines()
     assert code == 3 and [line.split()[0] for line in lines] == ["good", "waiter"], err.getvalue()
     assert "FAILED" in lines[1]
+
+
+async def test_a_failed_http_connection_names_the_url_redacted() -> None:
+    port = await free_port()
+    url = f"http://user:pw-secret@127.0.0.1:{port}/mcp?token=q-secret"
+    for config in (trio_mcp.StreamableHttpServer(url), trio_mcp.SseServer(url)):
+        async with trio_mcp.open_mcp_pool({"down": config}) as pool:
+            with pytest.raises(trio_mcp.ServerUnavailableError) as caught:
+                await pool.list_tools("down")
+        message = str(caught.value)
+        assert f"server 'down' is unavailable at 'http://***@127.0.0.1:{port}/mcp?token=***': " in message
+        assert "secret" not in message

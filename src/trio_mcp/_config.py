@@ -299,6 +299,10 @@ class _ServerOptions:
         """What holds ``${name}`` placeholders in this config, and those values."""
         return "", {}
 
+    def endpoint(self) -> str | None:
+        """The URL a remote server is reached at (None for the others)."""
+        return None
+
     def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
         """This config with ``fill(field, text)`` applied to its other strings (``args``,
         ``url``, ``cwd``); raises :class:`ConfigError` if the result is not valid."""
@@ -356,6 +360,9 @@ class _RemoteServer(_ServerOptions):
 
     def templates(self) -> tuple[str, Mapping[str, str]]:
         return "header", self.headers
+
+    def endpoint(self) -> str | None:
+        return self.url
 
     def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
         url = fill("url", self.url)

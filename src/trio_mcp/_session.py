@@ -403,7 +403,7 @@ async def open_live_session(
                 await stack.enter_async_context(client)
             except Exception as exc:
                 # The HTTP status of a failed handshake says more than the SDK's stand-in.
-                error = translate_connect_error(exc, name, handshake)
+                error = translate_connect_error(exc, name, handshake, url=config.endpoint())
                 raise error from error.__cause__
         nursery = await stack.enter_async_context(trio.open_nursery())
         live = LiveSession(
