@@ -454,3 +454,19 @@ async def test_a_failed_http_connection_names_the_url_redacted() -> None:
         message = str(caught.value)
         assert f"server 'down' is unavailable at 'http://***@127.0.0.1:{port}/mcp?token=***': " in message
         assert "secret" not in message
+
+
+def test_import_and_help_do_not_load_the_sdk() -> None:
+    """The SDK takes seconds to import: `import trio_mcp` and `trio-mcp --help` never wait for it."""
+    probe = (
+        "import sys, io, trio_mcp, trio_mcp._cli\n"
+        "assert trio_mcp.ConfigError and trio_mcp.__version__\n"
+        "trio_mcp._cli.main(['--help'], out=io.StringIO())\n"
+        "trio_mcp._cli.main(['--version'], out=io.StringIO())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types', 'trio', 'httpx2')))\n"
+        "assert trio_mcp.StdioServer('x').command == 'x' and 'mcp' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr

@@ -31,11 +31,13 @@ from ._handlers import Handlers, ProgressFunction, ServerHandlers
 from ._shared import SharedOutcome
 from ._translate import translate_connect_error
 from ._transport import client_target, watch_http
-from ._version import CLIENT_INFO
+from ._version import __version__
 
 __all__ = ["LiveSession", "open_live_session", "walk_pages"]
 
 logger = logging.getLogger("trio_mcp")
+#: How this client introduces itself to servers.
+CLIENT_INFO = types.Implementation(name="trio-mcp", version=__version__)
 
 # A listing whose pages never end (each with a new cursor) cannot make us loop forever.
 MAX_PAGES = 1000
