@@ -346,16 +346,19 @@ def blob(size: int) -> str:
 
 @server.tool()
 def argv() -> list[str]:
+    """This server's command-line arguments (after the script)."""
     return sys.argv[1:]
 
 
 @server.tool()
 def cwd() -> str:
+    """This server's working directory."""
     return os.getcwd()
 
 
 @server.tool()
 def to_stderr(text: str) -> str:
+    """Write ``text`` to this server's stderr."""
     sys.stderr.write(text)
     sys.stderr.flush()
     return "written"
