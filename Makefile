@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: test lint bench demo docs clean peers conformance
+.PHONY: test lint bench demo docs clean peers conformance wheel-check
 
 # MCP peers from other SDKs (the TypeScript reference server, the conformance
 # suite, and node 22 to run them), pinned by tests/peers/package-lock.json.
@@ -40,6 +40,11 @@ test: $(STAMP) $(PEERS_STAMP) lint
 # in tests/conformance/results/. ARGS="--client sdk --no-baseline" measures the raw SDK.
 conformance: $(STAMP) $(PEERS_STAMP)
 	$(PY) tests/conformance/run.py $(ARGS)
+
+# Builds the wheel, installs it into a new temporary venv and runs `trio-mcp --version`
+# and `trio-mcp tools` from there on a config file (.ci/wheel-check).
+wheel-check:
+	.ci/wheel-check $(PYTHON)
 
 BENCH_STAMP := $(VENV)/.installed-bench
 DOCS_STAMP := $(VENV)/.installed-docs

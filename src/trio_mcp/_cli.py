@@ -2,65 +2,129 @@
 
 ::
 
-    trio-mcp tools CONFIG [--server NAME] [--json]
-    trio-mcp call CONFIG SERVER TOOL [--args JSON] [--timeout S]
+    trio-mcp tools CONFIG [--server NAME] [--json | --wide]
+    trio-mcp call CONFIG SERVER TOOL [--args JSON|@FILE|KEY=VALUE ...] [--timeout S] [--json]
     trio-mcp check CONFIG [--json]
 
 ``CONFIG`` is an ``mcpServers`` / VS Code ``servers`` JSON file (see
 :func:`trio_mcp.load_servers`). ``--var NAME=VALUE`` fills ``${NAME}`` placeholders;
 ``--env`` fills them from the environment.
 
-Exit codes: 0 success; 1 the tool ran and reported an error; 2 bad usage or config;
-3 a server could not be reached or a request failed; 130 interrupted. Errors go to
-stderr, one line each, results to stdout.
+Stdio servers' stderr is captured (``stderr="log"``) and shown only for a server that
+failed, after the error (``--verbose``: every line, as it comes). ``call`` shows the
+tool's progress and the server's log messages on stderr as they arrive.
+
+Exit codes: 0 success; 1 the tool ran and reported an error; 2 bad usage or config
+(including an unknown server or tool); 3 a server could not be reached or a request
+failed; 130 interrupted. Errors go to stderr, one line each, results to stdout.
+
+The pool (and so the MCP SDK) is imported only once a command runs, so that
+``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
+import difflib
 import json
+import logging
 import math
 import os
+import shutil
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
-import trio
+from ._errors import ConfigError, MCPPoolError, TemplateError, UnknownServerError, UnknownToolError
+from ._version import __version__
 
-from ._config import ServerConfig
-from ._errors import ConfigError, MCPPoolError, TemplateError, UnknownServerError
-from ._loader import load_servers
-from ._pool import MCPPool, open_mcp_pool
-from ._results import result_text
+if TYPE_CHECKING:
+    import mcp.types as types
+
+    from ._config import ServerConfig
+    from ._pool import MCPPool
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_TOOL_ERROR, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+_EXIT_CODES = """exit codes:
+  0    success
+  1    the tool ran and reported an error (its text on stderr)
+  2    bad usage or config: unknown server or tool, missing variable, bad --args
+  3    a server could not be reached, or a request failed or timed out
+  130  interrupted"""
+#: When stdout is no terminal (and $COLUMNS is unset), the table is this wide.
+_FALLBACK_COLUMNS = 100
+#: Lines of stderr kept per server, to show if it fails (the last ones).
+_KEPT_LINES = 200
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="trio-mcp", description="List, call and check the MCP servers of a config file."
+        prog="trio-mcp",
+        description="List, call and check the MCP servers of a config file.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"trio-mcp {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("config", help="an mcpServers (or VS Code servers) JSON file")
+    common.add_argument("config", help="an mcpServers (Claude Desktop, Cursor) or VS Code servers JSON file")
     common.add_argument(
-        "--var", action="append", default=[], metavar="NAME=VALUE", help="fill ${NAME} placeholders"
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fill ${NAME} (also ${env:NAME}, ${input:NAME}) placeholders; repeatable",
     )
-    common.add_argument("--env", action="store_true", help="fill placeholders from the environment")
-    common.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
-    commands = parser.add_subparsers(dest="command", required=True)
-    tools = commands.add_parser("tools", parents=[common], help="list every server's tools")
+    common.add_argument(
+        "--env", action="store_true", help="fill placeholders from the environment (before --var)"
+    )
+    common.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to connect to each server (default: %(default)s)",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show every stdio server's stderr as it comes (default: only a failed server's)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, more: str = "") -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, parents=[common], help=summary, description=summary.capitalize() + more
+        )
+
+    tools = command("tools", "list every server's tools")
     tools.add_argument("--server", action="append", metavar="NAME", help="only this server (repeatable)")
-    tools.add_argument("--json", action="store_true", help="machine-readable output")
-    call = commands.add_parser("call", parents=[common], help="call one tool and print its result")
-    call.add_argument("server")
-    call.add_argument("tool")
-    call.add_argument("--args", default="{}", metavar="JSON", help="the arguments, a JSON object")
-    call.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    shape = tools.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the full tool objects, as JSON")
+    shape.add_argument("--wide", action="store_true", help="do not cut descriptions to the terminal's width")
+    call = command("call", "call one tool and print its result", " (progress and log messages on stderr)")
+    call.add_argument("server", help="the server's name in CONFIG")
+    call.add_argument("tool", help="the tool's name (see `trio-mcp tools`)")
+    call.add_argument(
+        "--args",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="JSON|@FILE|KEY=VALUE",
+        help="the arguments: a JSON object, @file.json, or KEY=VALUE pairs (a VALUE is JSON "
+        "unless the tool's schema wants a string); combined in order",
+    )
+    call.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="seconds for the call (default: %(default)s)"
+    )
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    check = commands.add_parser("check", parents=[common], help="connect to every server and report")
-    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check = command("check", "connect to every server at once and report", ", a line for each as it finishes")
+    check.add_argument("--json", action="store_true", help="one JSON report at the end")
     return parser
 
 
@@ -74,11 +138,77 @@ def _variables(options: argparse.Namespace) -> dict[str, str]:
     return variables
 
 
+def _did_you_mean(kind: str, name: str, known: Iterable[str], where: str) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3)
+    message = f"no {kind} named {name!r} {where}"
+    if close:
+        message += " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+    if known and len(known) <= 20:
+        message += f"; {kind}s: {', '.join(known)}"
+    return message
+
+
 def _one_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
-async def _tools(pool: MCPPool, names: Sequence[str], as_json: bool, out: TextIO, err: TextIO) -> int:
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+class _ServerOutput(logging.Handler):
+    """The stdio servers' stderr lines (``trio_mcp.server.<name>``), kept per server."""
+
+    def __init__(self, err: TextIO, verbose: bool) -> None:
+        super().__init__(logging.INFO)
+        self.err = err
+        self.verbose = verbose
+        self.lines: dict[str, collections.deque[str]] = {}
+        self.failed: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        server = record.name.removeprefix("trio_mcp.server.")
+        line = record.getMessage()
+        if self.verbose:
+            print(f"[{server}] {line}", file=self.err)
+        else:
+            self.lines.setdefault(server, collections.deque(maxlen=_KEPT_LINES)).append(line)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        logger = logging.getLogger("trio_mcp.server")
+        level, propagate = logger.level, logger.propagate
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(self)
+        try:
+            yield
+        finally:
+            logger.removeHandler(self)
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+    def report(self) -> None:
+        """Show what each failed server wrote on stderr."""
+        for server in sorted(self.failed):
+            lines = self.lines.get(server)
+            if lines:
+                print(f"trio-mcp: server {server!r} wrote on stderr:", file=self.err)
+                for line in lines:
+                    print(f"  {line}", file=self.err)
+
+
+async def _tools(
+    pool: MCPPool,
+    names: Sequence[str],
+    options: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    failed: set[str],
+) -> int:
+    import trio
+
     listings: dict[str, Any] = {}
 
     async def fetch(name: str) -> None:
@@ -86,18 +216,18 @@ async def _tools(pool: MCPPool, names: Sequence[str], as_json: bool, out: TextIO
             listings[name] = await pool.list_tools(name)
         except MCPPoolError as error:
             listings[name] = error
+            failed.add(name)
 
     async with trio.open_nursery() as nursery:
         for name in names:
             nursery.start_soon(fetch, name)
-    status = EXIT_OK
-    if as_json:
+    status = EXIT_FAILED if failed else EXIT_OK
+    if options.json:
         document: dict[str, Any] = {}
         for name in names:
             value = listings[name]
             if isinstance(value, MCPPoolError):
                 document[name] = {"error": str(value)}
-                status = EXIT_FAILED
             else:
                 document[name] = {
                     "tools": [
@@ -112,28 +242,86 @@ async def _tools(pool: MCPPool, names: Sequence[str], as_json: bool, out: TextIO
         value = listings[name]
         if isinstance(value, MCPPoolError):
             print(f"trio-mcp: {value}", file=err)
-            status = EXIT_FAILED
             continue
         rows.extend((name, tool.name, _one_line(tool.description)) for tool in value)
     if rows:
         widths = [max(len(row[i]) for row in [("SERVER", "TOOL", ""), *rows]) for i in (0, 1)]
+        columns = shutil.get_terminal_size((_FALLBACK_COLUMNS, 24)).columns
+        room = math.inf if options.wide else max(columns - widths[0] - widths[1] - 4, 12)
         print(f"{'SERVER':{widths[0]}}  {'TOOL':{widths[1]}}  DESCRIPTION", file=out)
         for server, tool, description in rows:
-            print(f"{server:{widths[0]}}  {tool:{widths[1]}}  {description}", file=out)
+            shown = description if room == math.inf else _cut(description, int(room))
+            print(f"{server:{widths[0]}}  {tool:{widths[1]}}  {shown}".rstrip(), file=out)
     return status
 
 
-async def _call(pool: MCPPool, options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _read_arguments(items: Sequence[str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """``--args`` as a JSON object so far, and the ``KEY=VALUE`` pairs still to be typed."""
+    arguments: dict[str, Any] = {}
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if item.startswith("@"):
+            try:
+                text = Path(item[1:]).read_text(encoding="utf-8")
+            except OSError as error:
+                raise ConfigError(f"--args {item}: cannot read the file ({error.strerror})") from None
+            what = f"--args {item}"
+        elif item.lstrip().startswith("{"):
+            text, what = item, "--args"
+        else:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--args expects a JSON object, @FILE or KEY=VALUE, got {item!r}")
+            pairs.append((key, value))
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{what} is not valid JSON ({error.msg}, line {error.lineno})") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{what} must be a JSON object")
+        arguments.update(value)
+    return arguments, pairs
+
+
+def _wants_string(schema: Any) -> bool:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    return kind == "string" or (isinstance(kind, list) and "string" in kind)
+
+
+def _typed(value: str, schema: Any) -> Any:
+    """A ``KEY=VALUE`` value: as is where the schema wants a string, else JSON if it parses."""
+    if _wants_string(schema):
+        return value
     try:
-        arguments = json.loads(options.args)
-    except json.JSONDecodeError as error:
-        print(f"trio-mcp: --args is not valid JSON ({error.msg})", file=err)
-        return EXIT_USAGE
-    if not isinstance(arguments, dict):
-        print("trio-mcp: --args must be a JSON object", file=err)
-        return EXIT_USAGE
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+async def _call(pool: MCPPool, options: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import trio
+
+    arguments, pairs = _read_arguments(options.args)
+    # The listing is cached (the pool checks arguments against it anyway).
+    tools = {tool.name: tool for tool in await pool.list_tools(options.server)}
+    tool = tools.get(options.tool)
+    if tool is None:
+        raise UnknownToolError(
+            _did_you_mean("tool", options.tool, tools, f"on server {options.server!r}"),
+            server=options.server,
+            tool=options.tool,
+        )
+    properties = (tool.input_schema or {}).get("properties") or {}
+    for key, value in pairs:
+        arguments[key] = _typed(value, properties.get(key))
+
+    def progress(done: float, total: float | None, message: str | None) -> None:
+        of = f"/{total:g}" if total is not None else ""
+        print(f"trio-mcp: progress {done:g}{of}" + (f" {message}" if message else ""), file=err)
+
     with trio.move_on_after(options.timeout) as scope:
-        result = await pool.tool_call(options.server, options.tool, arguments)
+        result = await pool.tool_call(options.server, options.tool, arguments, progress=progress)
     if scope.cancelled_caught:
         print(f"trio-mcp: the call did not finish within {options.timeout:g}s", file=err)
         return EXIT_FAILED
@@ -141,26 +329,32 @@ async def _call(pool: MCPPool, options: argparse.Namespace, out: TextIO, err: Te
         json.dump(result.model_dump(mode="json", by_alias=True, exclude_none=True), out, indent=2)
         out.write("\n")
     else:
-        text = result_text(result)
-        print(text, file=err if result.is_error else out)
+        from ._results import result_text
+
+        print(result_text(result), file=err if result.is_error else out)
     return EXIT_TOOL_ERROR if result.is_error else EXIT_OK
 
 
-async def _check(pool: MCPPool, as_json: bool, out: TextIO) -> int:
+async def _check(pool: MCPPool, as_json: bool, out: TextIO, failed: set[str]) -> int:
+    import trio
+
     report: dict[str, dict[str, Any]] = {}
+    width = max(len(name) for name in pool.servers)
 
     async def probe(name: str) -> None:
         start = trio.current_time()
         try:
             tools = await pool.list_tools(name)
         except MCPPoolError as error:
-            report[name] = {
-                "ok": False,
-                "error": str(error),
-                "seconds": round(trio.current_time() - start, 3),
-            }
+            entry: dict[str, Any] = {"ok": False, "error": str(error)}
+            failed.add(name)
         else:
-            report[name] = {"ok": True, "tools": len(tools), "seconds": round(trio.current_time() - start, 3)}
+            entry = {"ok": True, "tools": len(tools)}
+        entry["seconds"] = round(trio.current_time() - start, 3)
+        report[name] = entry
+        if not as_json:  # as each finishes: a server that hangs holds up only its own line
+            state = f"ok     {entry['tools']} tools" if entry["ok"] else f"FAILED {entry['error']}"
+            print(f"{name:{width}}  {entry['seconds']:7.3f}s  {state}", file=out, flush=True)
 
     async with trio.open_nursery() as nursery:
         for name in pool.servers:
@@ -168,33 +362,56 @@ async def _check(pool: MCPPool, as_json: bool, out: TextIO) -> int:
     if as_json:
         json.dump({name: report[name] for name in pool.servers}, out, indent=2)
         out.write("\n")
-    else:
-        width = max(len(name) for name in pool.servers)
-        for name in pool.servers:
-            entry = report[name]
-            state = f"ok     {entry['tools']} tools" if entry["ok"] else f"FAILED {entry['error']}"
-            print(f"{name:{width}}  {entry['seconds']:7.3f}s  {state}", file=out)
-    return EXIT_OK if all(entry["ok"] for entry in report.values()) else EXIT_FAILED
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _log_message(err: TextIO) -> Any:
+    def show(server: str, params: types.LoggingMessageNotificationParams) -> None:
+        data = params.data if isinstance(params.data, str) else json.dumps(params.data)
+        source = f" {params.logger}" if params.logger else ""
+        print(f"trio-mcp: [{server}{source}] {params.level}: {data}", file=err)
+
+    return show
 
 
 async def _run(
-    options: argparse.Namespace, servers: Mapping[str, ServerConfig], out: TextIO, err: TextIO
+    options: argparse.Namespace,
+    servers: Mapping[str, ServerConfig],
+    out: TextIO,
+    err: TextIO,
+    failed: set[str],
 ) -> int:
+    from ._handlers import Handlers
+    from ._pool import open_mcp_pool
+
+    # call: log messages show as they come; tools and check: only with --verbose.
+    shown = options.command == "call" or options.verbose
     async with open_mcp_pool(
         servers,
         variables=_variables(options),
         connect_timeout=options.connect_timeout,
         call_timeout=math.inf,
+        handlers=Handlers(logging=_log_message(err) if shown else lambda _server, _params: None),
     ) as pool:
         if options.command == "tools":
-            names = options.server or list(servers)
-            for name in names:
-                if name not in servers:
-                    raise UnknownServerError(f"no server named {name!r} in {options.config}")
-            return await _tools(pool, names, options.json, out, err)
+            return await _tools(pool, options.server or list(servers), options, out, err, failed)
         if options.command == "call":
-            return await _call(pool, options, out, err)
-        return await _check(pool, options.json, out)
+            try:
+                code = await _call(pool, options, out, err)
+            except MCPPoolError:
+                failed.add(options.server)
+                raise
+            if code != EXIT_OK:
+                failed.add(options.server)
+            return code
+        return await _check(pool, options.json, out, failed)
+
+
+def _check_server_names(options: argparse.Namespace, servers: Mapping[str, Any]) -> None:
+    wanted = [options.server] if options.command == "call" else getattr(options, "server", None) or []
+    for name in wanted:
+        if name not in servers:
+            raise UnknownServerError(_did_you_mean("server", name, servers, f"in {options.config}"))
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -203,15 +420,23 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     err = err or sys.stderr
     parser = _parser()
     try:
-        options = parser.parse_args(argv)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            options = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0) if exit_.code in (0, None) else EXIT_USAGE
+    output = _ServerOutput(err, options.verbose)
     try:
-        servers = load_servers(options.config)
+        import trio
+
+        from ._loader import load_servers
+
+        servers = load_servers(options.config, stderr="log")
         if not servers:
             raise ConfigError(f"{options.config} names no servers")
-        return trio.run(_run, options, servers, out, err)
-    except (ConfigError, TemplateError, UnknownServerError) as error:
+        _check_server_names(options, servers)
+        with output.installed():
+            return trio.run(_run, options, servers, out, err, output.failed)
+    except (ConfigError, TemplateError, UnknownServerError, UnknownToolError) as error:
         print(f"trio-mcp: {error}", file=err)
         return EXIT_USAGE
     except MCPPoolError as error:
@@ -223,6 +448,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
             raise
         print("trio-mcp: interrupted", file=err)
         return EXIT_INTERRUPTED
+    finally:
+        output.report()
 
 
 def entry_point() -> None:

@@ -8,17 +8,19 @@ values and URL credentials never appear in them.
 from __future__ import annotations
 
 import math
+import os
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeAlias
 from urllib.parse import urlsplit
 
 import attrs
 
 from ._errors import ConfigError
+from ._headers import check_braced
 from ._redact import redact_url
 
 if TYPE_CHECKING:
@@ -139,9 +141,39 @@ _check_mode = _checked(f"one of {_MODES}", attrs.validators.in_(_MODES))
 _check_command = _checked(
     "a non-empty string", attrs.validators.instance_of(str), attrs.validators.matches_re(r"(?s).*\S")
 )
-_check_args = _checked("strings", attrs.validators.deep_iterable(attrs.validators.instance_of(str)))
-_check_cwd = _checked("a path or None", attrs.validators.optional(attrs.validators.instance_of(str | Path)))
+_check_arg_types = _checked("strings", attrs.validators.deep_iterable(attrs.validators.instance_of(str)))
+_check_cwd_type = _checked(
+    "a path or None", attrs.validators.optional(attrs.validators.instance_of(str | Path))
+)
+
+
+def _check_args(inst: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    _check_arg_types(inst, attribute, value)
+    for index, arg in enumerate(value):
+        check_braced(f"args[{index}]", arg)
+
+
+def _check_cwd(inst: object, attribute: attrs.Attribute[Any], value: str | Path | None) -> None:
+    _check_cwd_type(inst, attribute, value)
+    if isinstance(value, str):
+        check_braced("cwd", value)
+
+
+# A ${name} placeholder, as BracedTemplate reads it: a URL holding one is checked once filled.
+_URL_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _check_health_interval = attrs.validators.optional(_positive)
+#: Where a stdio server's stderr goes: these names, a file path, or an open file.
+STDERR_CHOICES = ("inherit", "discard", "log")
+
+
+def _check_stderr(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, str) and value.strip():
+        return  # a choice, or a file path
+    if isinstance(value, os.PathLike) or callable(getattr(value, "fileno", None)):
+        return
+    raise ConfigError(f"stderr must be one of {STDERR_CHOICES}, a file path or an open file")
+
+
 _STRING_MAP = attrs.validators.deep_mapping(
     key_validator=(attrs.validators.instance_of(str), attrs.validators.min_len(1)),
     value_validator=attrs.validators.instance_of(str),
@@ -175,6 +207,9 @@ def _check_env(inst: object, attribute: attrs.Attribute[Any], value: Mapping[str
 def _check_url(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str):
         raise ConfigError("url must be a string")
+    check_braced(f"url {redact_url(value)!r}", value)
+    if _URL_PLACEHOLDER.search(value):
+        return  # checked in full once filled, when the session connects
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018  (raises ValueError for a malformed port)
@@ -264,6 +299,15 @@ class _ServerOptions:
         """What holds ``${name}`` placeholders in this config, and those values."""
         return "", {}
 
+    def endpoint(self) -> str | None:
+        """The URL a remote server is reached at (None for the others)."""
+        return None
+
+    def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
+        """This config with ``fill(field, text)`` applied to its other strings (``args``,
+        ``url``, ``cwd``); raises :class:`ConfigError` if the result is not valid."""
+        return self
+
 
 _OPTION_NAMES = frozenset(field.name for field in attrs.fields(_ServerOptions))
 
@@ -287,9 +331,22 @@ class StdioServer(_ServerOptions):
     #: The largest message the server may send (bytes, one JSON-RPC line). A larger
     #: one is discarded unread and its request fails with :class:`ResponseTooLargeError`.
     max_message_bytes: int = attrs.field(default=DEFAULT_MAX_MESSAGE_BYTES, kw_only=True, validator=_whole)
+    #: Where the server's stderr goes: ``"inherit"`` (this process's stderr), ``"discard"``,
+    #: ``"log"`` (one INFO record per line on the logger ``trio_mcp.server.<name>``), a
+    #: file path (appended to) or an open file (anything with a ``fileno()``).
+    stderr: str | os.PathLike[str] | Any = attrs.field(
+        default="inherit", kw_only=True, validator=_check_stderr
+    )
 
     def templates(self) -> tuple[str, Mapping[str, str]]:
         return "environment variable", self.env or {}
+
+    def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
+        args = tuple(fill(f"args[{index}]", arg) for index, arg in enumerate(self.args))
+        cwd = fill("cwd", self.cwd) if isinstance(self.cwd, str) else self.cwd
+        if args == self.args and cwd == self.cwd:
+            return self
+        return attrs.evolve(self, args=args, cwd=cwd)
 
 
 @attrs.frozen(field_transformer=_options_last)
@@ -303,6 +360,21 @@ class _RemoteServer(_ServerOptions):
 
     def templates(self) -> tuple[str, Mapping[str, str]]:
         return "header", self.headers
+
+    def endpoint(self) -> str | None:
+        return self.url
+
+    def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
+        url = fill("url", self.url)
+        if url == self.url:
+            return self
+        try:
+            return attrs.evolve(self, url=url)
+        except ConfigError:
+            pass  # raised outside the handler: the first error quotes the filled URL
+        raise ConfigError(
+            f"url {redact_url(self.url)!r} is not a valid http(s) URL once its placeholders are filled"
+        )
 
 
 @attrs.frozen(field_transformer=_options_last)

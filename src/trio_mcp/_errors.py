@@ -6,7 +6,7 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
 
     MCPPoolError
     ├── ConfigError (ValueError)           a server configuration is invalid
-    ├── TemplateError (KeyError)           a ${name} in a header has no variable
+    ├── TemplateError (KeyError)           a ${name} in a config string has no variable
     ├── UnknownServerError (LookupError)   no server by that name in this pool
     ├── UnknownToolError (LookupError)     the server has no tool by that name
     ├── InvalidArgumentsError (ValueError) arguments are not plain JSON or do not fit
@@ -87,7 +87,8 @@ class ConfigError(MCPPoolError, ValueError):
 
 
 class TemplateError(MCPPoolError, KeyError):
-    """A ``${name}`` placeholder in a header has no value in the pool's ``variables``."""
+    """A ``${name}`` placeholder (in a header, ``env``, ``args``, ``url`` or ``cwd``) has no
+    value in the pool's ``variables``."""
 
     def __init__(self, message: str, *, server: str | None = None, variable: str) -> None:
         super().__init__(message, server=server)

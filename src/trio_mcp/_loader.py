@@ -11,8 +11,9 @@ friends, and VS Code's ``servers`` object (``.vscode/mcp.json``)::
 
 A bare mapping of names to entries works too. ``command``/``args``/``env``/``cwd``
 make a :class:`StdioServer`; ``url`` with ``type`` ``"http"``/``"streamable-http"``
-(the default) or ``"sse"`` (plus ``headers``) a remote server. Placeholders stay
-placeholders, for the pool's ``variables``: ``${NAME}`` as is, and VS Code's
+(the default) or ``"sse"`` (plus ``headers``) a remote server. Placeholders in
+``args``, ``url``, ``cwd``, ``env`` and ``headers`` stay placeholders, filled from the
+pool's ``variables`` when a session connects: ``${NAME}`` as is, and VS Code's
 ``${env:NAME}`` and ``${input:NAME}`` become ``${NAME}``. To fill them from the
 environment, pass ``variables=os.environ``. Keys this library does not use are
 ignored, as those clients ignore keys they do not know.
@@ -53,7 +54,7 @@ def _string_map(name: str, field: str, value: Any) -> dict[str, str] | None:
     return result
 
 
-def _entry(name: str, entry: Any) -> ServerConfig:
+def _entry(name: str, entry: Any, stderr: Any) -> ServerConfig:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"server {name!r}: expected an object, got {type(entry).__name__}")
     kind = entry.get("type", entry.get("transport"))
@@ -68,11 +69,12 @@ def _entry(name: str, entry: Any) -> ServerConfig:
                 entry["command"],
                 [_placeholders(arg) if isinstance(arg, str) else arg for arg in args],
                 env=_string_map(name, "env", entry.get("env")),
-                cwd=entry.get("cwd"),
+                cwd=_placeholders(cwd) if isinstance(cwd := entry.get("cwd"), str) else cwd,
+                stderr=stderr,
             )
         if "url" in entry:
             headers = _string_map(name, "headers", entry.get("headers")) or {}
-            url = entry["url"]
+            url = _placeholders(entry["url"]) if isinstance(entry["url"], str) else entry["url"]
             if kind is None or kind.lower() in _HTTP_TYPES:
                 return StreamableHttpServer(url, headers)
             if kind.lower() == "sse":
@@ -90,8 +92,13 @@ def _entry(name: str, entry: Any) -> ServerConfig:
     raise ConfigError(f"server {name!r}: needs a 'command' (stdio) or a 'url' (remote server)", server=name)
 
 
-def load_servers(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, ServerConfig]:
-    """Server configurations from a JSON file (path) or an already parsed mapping."""
+def load_servers(
+    source: str | os.PathLike[str] | Mapping[str, Any], *, stderr: Any = "inherit"
+) -> dict[str, ServerConfig]:
+    """Server configurations from a JSON file (path) or an already parsed mapping.
+
+    ``stderr`` is where every stdio server's stderr goes (see :class:`StdioServer`).
+    """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         try:
@@ -109,4 +116,4 @@ def load_servers(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
     servers = data.get("mcpServers", data.get("servers", data))
     if not isinstance(servers, Mapping):
         raise ConfigError("'mcpServers' (or 'servers') must be an object of named servers")
-    return {str(name): _entry(str(name), entry) for name, entry in servers.items()}
+    return {str(name): _entry(str(name), entry, stderr) for name, entry in servers.items()}

@@ -42,7 +42,7 @@ from ._errors import (
     ServerUnavailableError,
 )
 from ._handlers import Handlers, ServerHandlers
-from ._headers import render_templates
+from ._headers import render_config
 from ._session import LiveSession, open_live_session
 from ._shared import SharedOutcome
 from ._translate import translate_connect_error
@@ -157,7 +157,8 @@ class ServerSlot:
     live: LiveSession | None = None
     #: The connection attempt that callers wait on, and what it was asked to use.
     _attempt: SharedOutcome[LiveSession] | None = None
-    _rendered: dict[str, str] | None = attrs.field(default=None, repr=False)  # secrets
+    #: The config with its placeholders filled, and its rendered headers (or env).
+    _rendered: tuple[ServerConfig, dict[str, str]] | None = attrs.field(default=None, repr=False)  # secrets
     _connecting: bool = False
     _served: bool = False
     _wake_send: trio.MemorySendChannel[None] = attrs.field(init=False)
@@ -355,12 +356,13 @@ class ServerSlot:
         else:
             logger.info("server %r: connection failed (%s); next attempt in %.2fs", self.name, error, delay)
 
-    def _render(self) -> dict[str, str]:
-        """The config's templates filled in; :class:`TemplateError` names a missing variable."""
-        what, templates = self.config.templates()
-        return render_templates(self.name, what, templates, self._variables)
+    def _render(self) -> tuple[ServerConfig, dict[str, str]]:
+        """The config's placeholders filled in; :class:`TemplateError` names a missing variable."""
+        return render_config(self.name, self.config, self._variables)
 
-    async def _connect(self, rendered: dict[str, str], finished: trio.Event) -> LiveSession:
+    async def _connect(
+        self, rendered: tuple[ServerConfig, dict[str, str]], finished: trio.Event
+    ) -> LiveSession:
         assert self._nursery is not None
         try:
             with trio.fail_after(self.connect_timeout):
@@ -378,7 +380,7 @@ class ServerSlot:
 
     async def _hold(
         self,
-        rendered: dict[str, str],
+        rendered: tuple[ServerConfig, dict[str, str]],
         finished: trio.Event,
         *,
         task_status: trio.TaskStatus[LiveSession],
@@ -387,8 +389,9 @@ class ServerSlot:
         started = False
         held: LiveSession | None = None
         try:
+            config, headers = rendered
             async with open_live_session(
-                self.name, self.config, rendered, self.call_timeout, self.handlers
+                self.name, config, headers, self.call_timeout, self.handlers
             ) as live:
                 task_status.started(live)
                 started, held = True, live

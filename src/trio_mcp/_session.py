@@ -41,11 +41,13 @@ from ._shared import SharedOutcome
 from ._subscriptions import SubscriptionHub
 from ._translate import translate_connect_error
 from ._transport import client_target, watch_http
-from ._version import CLIENT_INFO
+from ._version import __version__
 
 __all__ = ["LiveSession", "open_live_session", "walk_pages"]
 
 logger = logging.getLogger("trio_mcp")
+#: How this client introduces itself to servers.
+CLIENT_INFO = types.Implementation(name="trio-mcp", version=__version__)
 
 # A listing whose pages never end (each with a new cursor) cannot make us loop forever.
 MAX_PAGES = 1000
@@ -503,7 +505,7 @@ async def open_live_session(
                 await stack.enter_async_context(client)
             except Exception as exc:
                 # The HTTP status of a failed handshake says more than the SDK's stand-in.
-                error = translate_connect_error(exc, name, handshake)
+                error = translate_connect_error(exc, name, handshake, url=config.endpoint())
                 raise error from error.__cause__
         nursery = await stack.enter_async_context(trio.open_nursery())
         live = LiveSession(

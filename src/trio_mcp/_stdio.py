@@ -45,7 +45,13 @@ from mcp.shared.message import SessionMessage
 from mcp_types import ErrorData, JSONRPCError, JSONRPCRequest, RequestId, jsonrpc_message_adapter
 from pydantic import ValidationError
 
-from ._errors import InvalidArgumentsError, MalformedResponseError, MCPPoolError, ResponseTooLargeError
+from ._errors import (
+    InvalidArgumentsError,
+    MalformedResponseError,
+    MCPPoolError,
+    ResponseTooLargeError,
+    ServerUnavailableError,
+)
 
 __all__ = ["stdio_transport"]
 
@@ -63,6 +69,8 @@ _FLUSH_GRACE = 0.5
 _POLL = 0.01
 # At most one warning about non-JSON lines on stdout this often (seconds).
 _NOISE_INTERVAL = 60.0
+# With stderr="log": a line longer than this is logged in pieces of this size.
+_MAX_LOG_LINE = 64 * 1024
 
 _STRING = rb'"(?:[^"\\]|\\.)*"'
 _SCALAR = _STRING + rb"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null"
@@ -199,6 +207,7 @@ class _Link:
     exited: trio.Event = attrs.field(factory=trio.Event)
     reader_done: trio.Event = attrs.field(factory=trio.Event)
     writer_done: trio.Event = attrs.field(factory=trio.Event)
+    stderr_done: trio.Event = attrs.field(factory=trio.Event)
     writer_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def start(self, nursery: trio.Nursery, task: Callable[[], Awaitable[None]]) -> None:
@@ -311,6 +320,30 @@ class _Link:
         else:
             logger.warning("%s (not a response, so no call failed)", error)
 
+    async def log_stderr(self) -> None:
+        """With ``stderr="log"``: one INFO record per line, on ``trio_mcp.server.<name>``."""
+        assert self.process.stderr is not None
+        log = logging.getLogger(f"trio_mcp.server.{self.server}")
+        pending = b""
+
+        def emit(line: bytes) -> None:
+            log.info("%s", line.decode("utf-8", "replace").rstrip("\r"))
+
+        try:
+            while chunk := await self.process.stderr.receive_some(_READ_SIZE):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    emit(line)
+                while len(pending) > _MAX_LOG_LINE:
+                    emit(pending[:_MAX_LOG_LINE])
+                    pending = pending[_MAX_LOG_LINE:]
+        except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
+            pass  # our own shutdown closed the pipe
+        finally:
+            if pending:
+                emit(pending)
+            self.stderr_done.set()
+
     # -- client to server -----------------------------------------------------------
 
     async def write(self) -> None:
@@ -371,6 +404,8 @@ class _Link:
         await end_process_group(self.process)
         with trio.move_on_after(_KILL_GRACE):
             await self.reader_done.wait()
+        with trio.move_on_after(_KILL_GRACE):
+            await self.stderr_done.wait()
 
 
 def _stderr() -> int | None:
@@ -381,6 +416,29 @@ def _stderr() -> int | None:
         return None
 
 
+def _stderr_target(server: str, stderr: object) -> tuple[int | None, int | None]:
+    """The child's stderr (a descriptor, ``PIPE``, or None: ours) and a descriptor to close after the spawn."""
+    if stderr == "inherit":
+        return _stderr(), None
+    if stderr == "discard":
+        return subprocess.DEVNULL, None
+    if stderr == "log":
+        return subprocess.PIPE, None
+    if isinstance(stderr, str | os.PathLike):
+        try:
+            fd = os.open(stderr, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            reason = exc.strerror
+        else:
+            return fd, fd
+        raise ServerUnavailableError(
+            f"server {server!r}: cannot open its stderr file {os.fspath(stderr)!r} ({reason})", server=server
+        )
+    fileno = getattr(stderr, "fileno", None)
+    assert callable(fileno)  # the config's validator saw to it
+    return int(fileno()), None
+
+
 @asynccontextmanager
 async def stdio_transport(
     server: str,
@@ -389,20 +447,28 @@ async def stdio_transport(
     env: dict[str, str] | None,
     cwd: str | Path | None,
     max_message_bytes: int,
+    *,
+    stderr: object = "inherit",
 ) -> AsyncIterator[TransportStreams]:
     """Run ``command`` in a new session (its own process group) and speak JSON-RPC to it.
 
     ``env`` is added to the SDK's safe default environment, as ``stdio_client`` does.
+    ``stderr`` is the config's choice (see :class:`StdioServer`).
     """
-    process = await trio.lowlevel.open_process(
-        [command, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=_stderr(),
-        env=get_default_environment() | (env or {}),
-        cwd=cwd,
-        start_new_session=True,
-    )
+    child_stderr, ours = _stderr_target(server, stderr)
+    try:
+        process = await trio.lowlevel.open_process(
+            [command, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=child_stderr,
+            env=get_default_environment() | (env or {}),
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        if ours is not None:
+            os.close(ours)
     read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_send, write_receive = anyio.create_memory_object_stream[SessionMessage](0)
     link = _Link(
@@ -419,6 +485,10 @@ async def stdio_transport(
         async with trio.open_nursery() as nursery:
             for task in (link.read, link.write, link.watch):
                 link.start(nursery, task)
+            if process.stderr is not None:
+                link.start(nursery, link.log_stderr)
+            else:
+                link.stderr_done.set()
             try:
                 yield read_receive, write_send
             finally:
@@ -431,6 +501,14 @@ async def stdio_transport(
             # Normally done already (then at once); not if we failed before the yield.
             await end_process_group(process)
             _ = process.returncode  # reaps an exited server (and releases its pidfd)
-            for stream in (process.stdin, process.stdout, read_send, read_receive, write_send, write_receive):
+            for stream in (
+                process.stdin,
+                process.stdout,
+                process.stderr,
+                read_send,
+                read_receive,
+                write_send,
+                write_receive,
+            ):
                 if stream is not None:
                     await stream.aclose()

@@ -29,7 +29,7 @@ from ._errors import (
     ToolCallTimeout,
     UnknownToolError,
 )
-from ._redact import redact_exception
+from ._redact import redact_exception, redact_url
 from ._transport import HttpOutcome
 
 __all__ = ["first_leaf", "translate_call_error", "translate_connect_error"]
@@ -133,11 +133,14 @@ def _challenge_summary(challenge: str) -> str:
     return " ".join([scheme, *keep])[:300]
 
 
-def translate_connect_error(exc: BaseException, server: str, http: HttpOutcome | None = None) -> MCPPoolError:
+def translate_connect_error(
+    exc: BaseException, server: str, http: HttpOutcome | None = None, *, url: str | None = None
+) -> MCPPoolError:
     """Why a connection attempt failed, as a ServerUnavailableError (or the pool's own error).
 
     ``http`` is what the HTTP layer saw of the handshake, if it was over HTTP: its
-    status says more than the JSON-RPC stand-in error the SDK makes of it.
+    status says more than the JSON-RPC stand-in error the SDK makes of it. ``url``, a
+    remote server's, is named in the message, redacted.
     """
     redact_exception(exc)
     leaf = first_leaf(exc)
@@ -151,7 +154,8 @@ def translate_connect_error(exc: BaseException, server: str, http: HttpOutcome |
         description = f"the server answered the handshake with {_status(http.status)}"
     else:
         description = _describe(leaf)
-    error = ServerUnavailableError(f"server {server!r} is unavailable: {description}", server=server)
+    at = f" at {redact_url(url)!r}" if url is not None else ""
+    error = ServerUnavailableError(f"server {server!r} is unavailable{at}: {description}", server=server)
     error.__cause__ = leaf
     return error
 

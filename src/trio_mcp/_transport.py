@@ -256,9 +256,12 @@ def _build(
         env = rendered if config.env is not None else None
         if sys.platform == "win32":  # no process groups: the SDK's Job Objects instead
             return stdio_client(
-                StdioServerParameters(command=command, args=list(config.args), env=env, cwd=config.cwd)
+                StdioServerParameters(command=command, args=list(config.args), env=env, cwd=config.cwd),
+                errlog=config.stderr if hasattr(config.stderr, "fileno") else sys.stderr,
             )
-        return stdio_transport(name, command, list(config.args), env, config.cwd, config.max_message_bytes)
+        return stdio_transport(
+            name, command, list(config.args), env, config.cwd, config.max_message_bytes, stderr=config.stderr
+        )
     if isinstance(config, SseServer):
 
         def factory(

@@ -28,6 +28,9 @@ Tools:
   ``roots/list_changed`` notifications it received (and the subscriptions, skill listings
   and skill file reads below).
 - ``blob(size)`` returns a text of ``size`` bytes (large-result measurements).
+- ``argv()`` and ``cwd()`` return its command-line arguments and working directory;
+  ``to_stderr(text)`` writes ``text`` to its stderr; with ``TEST_SERVER_BANNER`` in its
+  environment it writes that to stderr when it starts (as chatty servers do).
 - ``destroy(tag)`` is annotated destructive and records ``destroyed`` under ``tag``;
   ``forecast(city)`` is annotated read-only and answers with structured output.
 
@@ -603,6 +606,26 @@ def forecast(city: str) -> _Forecast:
     return _Forecast(city=city, celsius=21.5)
 
 
+@server.tool()
+def argv() -> list[str]:
+    """This server's command-line arguments (after the script)."""
+    return sys.argv[1:]
+
+
+@server.tool()
+def cwd() -> str:
+    """This server's working directory."""
+    return os.getcwd()
+
+
+@server.tool()
+def to_stderr(text: str) -> str:
+    """Write ``text`` to this server's stderr."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+    return "written"
+
+
 def _serve_http() -> None:
     from http_app import serve_http
     from starlette.requests import Request
@@ -669,6 +692,9 @@ def _serve_http() -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "stdio"
+    if banner := os.environ.get("TEST_SERVER_BANNER"):
+        sys.stderr.write(banner)
+        sys.stderr.flush()
     if mode == "stdio":
         server.run("stdio")
     elif mode == "http":
