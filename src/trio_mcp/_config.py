@@ -272,6 +272,17 @@ class StdioServer(_ServerOptions):
     cwd: str | Path | None = attrs.field(default=None, validator=_check_cwd)
 
 
+def _check_auth(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    # Imported here: authorization flows sit in a layer above configuration values.
+    from ._auth import check_auth
+
+    check_auth(value)
+
+
+def _auth_repr(value: object) -> str:
+    return "None" if value is None else f"<{type(value).__name__}>"
+
+
 @attrs.frozen(field_transformer=_options_last)
 class _RemoteServer(_ServerOptions):
     url: str = attrs.field(validator=_check_url, repr=lambda url: repr(redact_url(url)))
@@ -280,6 +291,9 @@ class _RemoteServer(_ServerOptions):
     headers: dict[str, str] = attrs.field(
         factory=dict, converter=_to_headers, validator=_check_headers, repr=_names_only
     )
+    #: How requests are authorized: any ``httpx2.Auth`` (the SDK's OAuth providers
+    #: included), or :class:`trio_mcp.OAuth` / :class:`trio_mcp.ClientCredentials`.
+    auth: Any = attrs.field(default=None, kw_only=True, validator=_check_auth, repr=_auth_repr)
 
 
 @attrs.frozen(field_transformer=_options_last)

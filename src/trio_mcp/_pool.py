@@ -24,6 +24,7 @@ import trio
 from ._arguments import check_prompt_arguments, check_text, check_tool_arguments
 from ._config import SERVER_CONFIG_TYPES, ServerConfig
 from ._errors import (
+    AuthorizationError,
     ConfigError,
     InvalidArgumentsError,
     MCPPoolError,
@@ -243,6 +244,10 @@ class MCPPool:
                             )
                             if isinstance(error, ServerDisconnectedError) or http.session_rejected:
                                 live.lost.set()
+                            elif isinstance(error, AuthorizationError) and error.status == 401:
+                                # Its credentials are dead: drop it; the next call
+                                # reconnects (and logs in) after the server's hold.
+                                slot.refused(live, error)
                             raise error from error.__cause__
                         slot.record(time.perf_counter() - started, ok=True)
                         return result

@@ -28,10 +28,13 @@ import random
 from collections.abc import Mapping
 
 import attrs
+import httpx2
 import trio
 
+from ._auth import build_auth
 from ._config import ServerConfig, StdioServer
 from ._errors import (
+    AuthorizationError,
     CircuitOpenError,
     MCPPoolError,
     PoolClosedError,
@@ -59,6 +62,7 @@ class ServerState(enum.Enum):
     READY = "ready"
     BACKING_OFF = "backing off"  # the last attempt failed; the next waits a little
     CIRCUIT_OPEN = "circuit open"  # failing fast after repeated failures
+    UNAUTHORIZED = "unauthorized"  # the last attempt's authorization failed; not retried for a while
     CLOSED = "closed"
 
 
@@ -127,6 +131,9 @@ class ServerSlot:
     closing: bool = False
     state: ServerState = ServerState.IDLE
     _attempt: _Attempt | None = None
+    #: The authorization flow of an HTTP server's sessions, built once (it holds tokens).
+    _auth: httpx2.Auth | None = attrs.field(default=None, repr=False)
+    _auth_built: bool = False
     _wake_send: trio.MemorySendChannel[None] = attrs.field(init=False)
     _wake_receive: trio.MemoryReceiveChannel[None] = attrs.field(init=False)
     # failure bookkeeping
@@ -176,6 +183,9 @@ class ServerSlot:
             # is raised to every caller, before the backoff or circuit is consulted, and
             # never counts against them.
             rendered = self._render()
+            if not self._auth_built:
+                self._auth = build_auth(self.name, self.config, self._variables)
+                self._auth_built = True
             self._fail_fast_if_waiting()
             attempt = self._attempt = _Attempt(rendered)
             try:
@@ -193,6 +203,14 @@ class ServerSlot:
         remaining = self._retry_at - trio.current_time()
         if remaining <= 0 or self._last_error is None:
             return
+        last = self._last_error
+        if isinstance(last, AuthorizationError):
+            raise AuthorizationError(
+                f"{last} (not tried again for {remaining:.1f}s)",
+                server=self.name,
+                status=last.status,
+                challenge=last.challenge,
+            ) from last.__cause__
         if self.state is ServerState.CIRCUIT_OPEN:
             error: MCPPoolError = CircuitOpenError(
                 f"server {self.name!r} is unavailable: circuit open after "
@@ -275,7 +293,7 @@ class ServerSlot:
                 self.state = ServerState.READY
                 attempt.done.set()
                 await finished.wait()
-                if not self.closing:
+                if not self.closing and self.state is ServerState.READY:
                     self.state = ServerState.IDLE
         finally:
             self.closing = True
@@ -292,8 +310,21 @@ class ServerSlot:
         return self.config.reconnect.failure_threshold
 
     def _after_failure(self, error: MCPPoolError) -> None:
-        """Schedule the next attempt: a backoff, or an open circuit."""
+        """Schedule the next attempt: a backoff, or an open circuit.
+
+        A failed authorization is neither: it is not transient (the same credentials
+        are refused again) nor the server's failure, and its next attempt may mean a
+        person logging in again. It is the answer to every caller for
+        ``circuit_reset`` seconds, without counting towards the circuit; then one
+        caller's call tries again (one login, not a loop of them).
+        """
         policy = self.config.reconnect
+        if isinstance(error, AuthorizationError):
+            self._last_error = error
+            self._retry_at = trio.current_time() + policy.circuit_reset
+            self.state = ServerState.UNAUTHORIZED
+            logger.warning("%s; next attempt in %.1fs", error, policy.circuit_reset)
+            return
         self.consecutive_failures += 1
         self._last_error = error
         if self.consecutive_failures >= policy.failure_threshold:
@@ -312,6 +343,11 @@ class ServerSlot:
             logger.info("server %r: connection failed (%s); next attempt in %.2fs", self.name, error, delay)
             self.state = ServerState.BACKING_OFF
         self._retry_at = trio.current_time() + delay
+
+    def refused(self, live: LiveSession, error: AuthorizationError) -> None:
+        """A request on ``live`` found its credentials refused: drop it, and hold as after a failed connect."""
+        live.lost.set()
+        self._after_failure(error)
 
     def _render(self) -> dict[str, str]:
         """The config's templates filled in; :class:`TemplateError` names a missing variable."""
@@ -347,7 +383,7 @@ class ServerSlot:
         started = False
         try:
             async with open_live_session(
-                self.name, self.config, rendered, self.call_timeout, self.handlers
+                self.name, self.config, rendered, self.call_timeout, self.handlers, self._auth
             ) as live:
                 task_status.started(live)
                 started = True
@@ -358,9 +394,6 @@ class ServerSlot:
                     await self._watch_health(live, interval)
                 if not self.closing:
                     logger.warning("server %r: session lost; the next call reconnects", self.name)
-        except Exception:
-            if not started:
-                raise
             # After start, a failure while closing must not take the pool down.
             logger.debug("server %r: error while closing the session", self.name, exc_info=True)
         finally:

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import attrs
+import httpx2
 import mcp.types as types
 import trio
 from jsonschema.protocols import Validator
@@ -352,10 +353,11 @@ async def open_live_session(
     headers: dict[str, str],
     request_timeout: float,
     handlers: ServerHandlers | None = None,
+    auth: httpx2.Auth | None = None,
 ) -> AsyncIterator[LiveSession]:
     """Connect, negotiate, subscribe to tool changes; close everything on exit.
 
-    Must be entered and exited by the same task.
+    ``auth`` authorizes an HTTP server's requests. Must be entered and exited by the same task.
     """
     if handlers is None:
         handlers = ServerHandlers(name, Handlers(), request_timeout)
@@ -370,7 +372,7 @@ async def open_live_session(
     target: Any = (
         config.server
         if isinstance(config, InProcessServer)
-        else open_transport(name, config, headers, lost.set)
+        else open_transport(name, config, headers, lost.set, auth)
     )
     client = Client(
         target,

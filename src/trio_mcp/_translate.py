@@ -16,6 +16,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, REQUEST_TIMEOUT
 from pydantic import ValidationError
 
+from ._auth import challenge_summary, copy_authorization_error
 from ._errors import (
     AuthorizationError,
     MCPPoolError,
@@ -108,19 +109,8 @@ def _authorization_error(server: str, http: HttpOutcome, what: str) -> Authoriza
     else:
         return None
     if http.challenge:
-        message += f" (it asks: {_challenge_summary(http.challenge)})"
+        message += f" (it asks: {challenge_summary(http.challenge)})"
     return AuthorizationError(message, server=server, status=status, challenge=http.challenge)
-
-
-def _challenge_summary(challenge: str) -> str:
-    """The parts of a WWW-Authenticate challenge worth naming (never a token)."""
-    keep = [
-        part.strip()
-        for part in challenge.replace(",", " ").split()
-        if part.strip().lower().startswith(("scope=", "resource_metadata=", "error="))
-    ]
-    scheme = challenge.split(None, 1)[0] if challenge.strip() else ""
-    return " ".join([scheme, *keep])[:300]
 
 
 def translate_connect_error(exc: BaseException, server: str, http: HttpOutcome | None = None) -> MCPPoolError:
@@ -129,6 +119,8 @@ def translate_connect_error(exc: BaseException, server: str, http: HttpOutcome |
     ``http`` is what the HTTP layer saw of the handshake, if it was over HTTP: its
     status says more than the JSON-RPC stand-in error the SDK makes of it.
     """
+    if http is not None and http.auth_error is not None:
+        return copy_authorization_error(http.auth_error)
     leaf = first_leaf(exc)
     if isinstance(leaf, MCPPoolError):
         return leaf
@@ -161,6 +153,9 @@ def translate_call_error(
     loss (or the pool closing), whatever the SDK happened to raise. ``http`` is what
     the HTTP layer saw of the request: an error status is reported as such.
     """
+    if http is not None and http.auth_error is not None:
+        # The authorization flow run for this request failed.
+        return copy_authorization_error(http.auth_error)
     leaf = first_leaf(exc)
     error: MCPPoolError
     if isinstance(leaf, MCPPoolError):

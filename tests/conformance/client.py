@@ -5,6 +5,8 @@ Run by the official MCP conformance suite as ``python tests/conformance/client.p
 ``run.py``). Every request goes through :func:`trio_mcp.open_mcp_pool` with one
 :class:`trio_mcp.StreamableHttpServer` pointed at the suite's mock server, configured
 as a user would: no option the pool does not offer, no reaching into the SDK below it.
+The ``auth/*`` scenarios authorize with the SDK's own OAuth providers, exactly as the
+raw SDK client (``sdk_client.py``) builds them, passed to the pool as ``auth=``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: make `tests` importable
 
 from tests.conformance.scenarios import Run, main, run_flow
+from tests.conformance.sdk_client import oauth_for
 
 import trio_mcp
 
@@ -39,8 +42,9 @@ class PoolSession:
 
 
 async def run_through_pool(run: Run) -> None:
-    servers = {SERVER: trio_mcp.StreamableHttpServer(run.url, mode=run.mode)}
     with trio.fail_after(DEADLINE):
+        auth = await oauth_for(run)
+        servers = {SERVER: trio_mcp.StreamableHttpServer(run.url, mode=run.mode, auth=auth)}
         async with trio_mcp.open_mcp_pool(servers, validate_arguments=run.check_arguments) as pool:
             await run_flow(run, PoolSession(pool))
 
