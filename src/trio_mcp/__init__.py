@@ -11,6 +11,11 @@ From threaded code, a portal thread runs the pool::
         result = portal.tool_call("files", "read", {"path": "README.md"})
 """
 
+from ._auth import ClientCredentials as ClientCredentials
+from ._auth import FileTokenStore as FileTokenStore
+from ._auth import MemoryTokenStore as MemoryTokenStore
+from ._auth import OAuth as OAuth
+from ._auth import TokenStore as TokenStore
 from ._config import InProcessServer as InProcessServer
 from ._config import Limits as Limits
 from ._config import ReconnectPolicy as ReconnectPolicy
@@ -58,7 +63,9 @@ __all__ = [
     "AuthorizationError",
     "BlockingToolset",
     "CircuitOpenError",
+    "ClientCredentials",
     "ConfigError",
+    "FileTokenStore",
     "HandlerError",
     "Handlers",
     "InProcessServer",
@@ -66,6 +73,8 @@ __all__ = [
     "Limits",
     "MCPPool",
     "MCPPoolError",
+    "MemoryTokenStore",
+    "OAuth",
     "PoolClosedError",
     "Portal",
     "ReconnectPolicy",
@@ -80,6 +89,7 @@ __all__ = [
     "StdioServer",
     "StreamableHttpServer",
     "TemplateError",
+    "TokenStore",
     "ToolCall",
     "ToolCallTimeout",
     "ToolConfig",

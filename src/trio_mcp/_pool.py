@@ -22,6 +22,7 @@ import mcp.types as types
 import trio
 
 from ._arguments import check_prompt_arguments, check_text, check_tool_arguments
+from ._auth import pausable_deadline
 from ._config import SERVER_CONFIG_TYPES, ServerConfig
 from ._errors import (
     AuthorizationError,
@@ -213,7 +214,8 @@ class MCPPool:
                     if live is None or live.lost.is_set():
                         live = await slot.session()
                     with (
-                        trio.move_on_after(slot.call_timeout),
+                        # The call timeout measures the server: it stops while a person logs in.
+                        pausable_deadline(slot.call_timeout),
                         watch_http() as http,
                         watch_handlers() as handler_failures,
                     ):

@@ -31,7 +31,7 @@ import attrs
 import httpx2
 import trio
 
-from ._auth import build_auth
+from ._auth import build_auth, pausable_deadline
 from ._config import ServerConfig, StdioServer
 from ._errors import (
     AuthorizationError,
@@ -358,19 +358,20 @@ class ServerSlot:
 
     async def _connect(self, rendered: dict[str, str], finished: trio.Event) -> LiveSession:
         assert self._nursery is not None
-        try:
-            with trio.fail_after(self.connect_timeout):
+        # The connect timeout measures the server: it stops while a person logs in.
+        with pausable_deadline(self.connect_timeout) as deadline:
+            try:
                 live: LiveSession = await self._nursery.start(self._hold, rendered, finished)
-        except trio.TooSlowError:
-            raise ServerUnavailableError(
-                f"server {self.name!r} is unavailable: no MCP session within "
-                f"{self.connect_timeout:g}s (connect timeout)",
-                server=self.name,
-            ) from None
-        except Exception as exc:  # includes ExceptionGroups of Exceptions, never Cancelled
-            error = translate_connect_error(exc, self.name)
-            raise error from error.__cause__
-        return live
+            except Exception as exc:  # includes ExceptionGroups of Exceptions, never Cancelled
+                error = translate_connect_error(exc, self.name)
+                raise error from error.__cause__
+            return live
+        assert deadline.cancelled_caught
+        raise ServerUnavailableError(
+            f"server {self.name!r} is unavailable: no MCP session within "
+            f"{self.connect_timeout:g}s (connect timeout)",
+            server=self.name,
+        )
 
     async def _hold(
         self,

@@ -8,24 +8,26 @@ ephemeral one; printed as ``PORT <n>``). One process on 127.0.0.1 plays both par
   ``/mcp`` and SSE at ``/sse``, both requiring a token with scope ``mcp``; its 401s
   carry ``WWW-Authenticate: Bearer ... resource_metadata=...``. Tools: ``echo(text)``
   and ``whoami()`` (the client ID and subject of the caller's token);
-- the **authorization server** (written here, small and strict): RFC 8414 metadata,
-  dynamic registration, ``/authorize`` (no login page: it approves at once as the
-  configured subject, or answers ``access_denied``), ``/token`` for the
-  ``authorization_code`` (PKCE S256 checked), ``refresh_token`` (rotated) and
-  ``client_credentials`` grants, with ``client_secret_basic``, ``client_secret_post``,
-  ``private_key_jwt`` (verified against ``AUTH_JWT_PUBLIC_KEY``) or no client
-  authentication (public clients).
+- the **authorization server** (written here, small and strict; its endpoints are under
+  ``/oauth/``, so a client that guesses ``/token`` instead of reading the metadata
+  fails): RFC 8414 metadata, dynamic registration, ``/oauth/authorize`` (no login page:
+  it approves at once as the configured subject, or answers ``access_denied``),
+  ``/oauth/token`` for the ``authorization_code`` (PKCE S256 checked), ``refresh_token``
+  (rotated) and ``client_credentials`` grants, with ``client_secret_basic``,
+  ``client_secret_post``, ``private_key_jwt`` (verified against ``AUTH_JWT_PUBLIC_KEY``)
+  or no client authentication (public clients).
 
 Pre-registered clients: :data:`MACHINE_ID` / :data:`MACHINE_SECRET` (client
 credentials), :data:`JWT_MACHINE_ID` (client credentials with ``private_key_jwt``) and
 :data:`APP_ID` (a public client for the authorization code flow, any loopback redirect).
 
 Test hooks: ``GET /admin/stats`` counts what happened (authorizations, grants,
-registrations, MCP requests per token); ``POST /admin/config`` takes JSON
-``{"lifetime": seconds, "reported_lifetime": seconds or null, "deny": bool,
-"subject": str}``; ``POST /admin/revoke`` makes
-every access token invalid (refresh tokens stay valid); ``POST /admin/reset`` restores the
-default configuration and zeroes the counters (clients and tokens stay).
+registrations, MCP requests per client); ``POST /admin/config`` takes JSON
+``{"lifetime": s, "reported_lifetime": s or null, "deny": bool, "subject": str}``;
+``POST /admin/revoke`` makes every access token invalid (refresh tokens stay valid);
+``POST /admin/reset`` restores the default configuration and zeroes the counters
+(clients and tokens stay); ``GET /admin/secrets`` lists every token, code, PKCE value,
+state and client secret it handed out or received.
 """
 
 from __future__ import annotations
@@ -84,10 +86,13 @@ class Store:
         self.deny = False
         self.subject = "alice"
         self.stats: Counter[str] = Counter()
+        #: Every secret handed out or received (for the tests' secrets sweep).
+        self.secrets: set[str] = set()
         self.mcp_requests: Counter[str] = Counter()
 
     def issue(self, client_id: str, scope: str, subject: str | None, *, refresh: bool) -> dict[str, Any]:
         token = secrets.token_urlsafe(24)
+        self.secrets.add(token)
         self.access[token] = {
             "client_id": client_id,
             "scope": scope,
@@ -102,6 +107,7 @@ class Store:
         }
         if refresh:
             refresh_token = secrets.token_urlsafe(24)
+            self.secrets.add(refresh_token)
             self.refresh[refresh_token] = {"client_id": client_id, "scope": scope, "subject": subject}
             body["refresh_token"] = refresh_token
         return body
@@ -163,9 +169,9 @@ def build_app(port: int) -> Any:
         return JSONResponse(
             {
                 "issuer": issuer,
-                "authorization_endpoint": f"{issuer}/authorize",
-                "token_endpoint": f"{issuer}/token",
-                "registration_endpoint": f"{issuer}/register",
+                "authorization_endpoint": f"{issuer}/oauth/authorize",
+                "token_endpoint": f"{issuer}/oauth/token",
+                "registration_endpoint": f"{issuer}/oauth/register",
                 "response_types_supported": ["code"],
                 "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
                 "token_endpoint_auth_methods_supported": [
@@ -197,6 +203,7 @@ def build_app(port: int) -> Any:
         info = {**body, "client_id": client_id, "token_endpoint_auth_method": method}
         if secret is not None:
             info["client_secret"] = secret
+            store.secrets.add(secret)
         return JSONResponse(info, status_code=201)
 
     def redirect_allowed(client: dict[str, Any], redirect_uri: str) -> bool:
@@ -221,6 +228,7 @@ def build_app(port: int) -> Any:
             answer["error"] = "invalid_request"
         else:
             code = secrets.token_urlsafe(16)
+            store.secrets.update((code, query["code_challenge"], query.get("state", "")))
             store.codes[code] = {
                 "client_id": query["client_id"],
                 "redirect_uri": redirect_uri,
@@ -268,6 +276,7 @@ def build_app(port: int) -> Any:
         if grant == "authorization_code":
             code = store.codes.pop(str(form.get("code", "")), None)
             verifier = str(form.get("code_verifier", ""))
+            store.secrets.add(verifier)
             if (
                 code is None
                 or code["client_id"] != client_id
@@ -297,6 +306,9 @@ def build_app(port: int) -> Any:
             store.reported_lifetime = body["reported_lifetime"]
         return JSONResponse({"ok": True})
 
+    async def issued(request: Request) -> Response:
+        return JSONResponse(sorted(store.secrets - {""}))
+
     async def reset(request: Request) -> Response:
         fresh = Store(issuer)
         store.lifetime, store.reported_lifetime = fresh.lifetime, fresh.reported_lifetime
@@ -322,13 +334,14 @@ def build_app(port: int) -> Any:
         routes=[
             *routes,
             Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
-            Route("/register", register, methods=["POST"]),
-            Route("/authorize", authorize, methods=["GET"]),
-            Route("/token", token, methods=["POST"]),
+            Route("/oauth/register", register, methods=["POST"]),
+            Route("/oauth/authorize", authorize, methods=["GET"]),
+            Route("/oauth/token", token, methods=["POST"]),
             Route("/admin/stats", stats, methods=["GET"]),
             Route("/admin/config", configure, methods=["POST"]),
             Route("/admin/revoke", revoke, methods=["POST"]),
             Route("/admin/reset", reset, methods=["POST"]),
+            Route("/admin/secrets", issued, methods=["GET"]),
         ],
         middleware=http_app.user_middleware,
         lifespan=lambda _app: server._lowlevel_server.session_manager.run(),  # type: ignore[attr-defined]
