@@ -7,11 +7,13 @@ authorization code flow with PKCE, refresh tokens and client credentials, all re
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import stat
 import sys
+import webbrowser
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -33,6 +35,7 @@ from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl
 
 import trio_mcp
+from trio_mcp._cli import main
 
 from .conformance.sdk_client import HeadlessBrowser, MemoryStorage
 from .server_processes import HERE, ServerProcess
@@ -487,3 +490,106 @@ async def test_no_secret_in_any_log_record_repr_or_error(
     leaked = [secret for secret in secrets if secret in text]
     where = [line[:300] for line in text.splitlines() for secret in leaked if secret in line]
     assert not leaked, (len(leaked), where)
+
+
+# -- 4. config files and the command line ------------------------------------------------------
+
+
+def test_config_files_take_an_auth_entry() -> None:
+    servers = trio_mcp.load_servers(
+        {
+            "mcpServers": {
+                "people": {
+                    "url": "https://example.com/mcp",
+                    "auth": {"type": "oauth", "scopes": ["files:read"]},
+                },
+                "machines": {
+                    "url": "https://example.com/sse",
+                    "type": "sse",
+                    "auth": {
+                        "type": "client_credentials",
+                        "client_id": "${env:CLIENT_ID}",
+                        "client_secret": "${env:CLIENT_SECRET}",
+                        "method": "client_secret_post",
+                        "issuer": "https://auth.example.com",
+                        "token_dir": "/tmp/tokens",
+                    },
+                },
+            }
+        }
+    )
+    people, machines = servers["people"], servers["machines"]
+    assert isinstance(people, trio_mcp.StreamableHttpServer) and isinstance(machines, trio_mcp.SseServer)
+    assert people.auth == trio_mcp.OAuth(scopes=["files:read"])
+    assert machines.auth == trio_mcp.ClientCredentials(
+        "${CLIENT_ID}",
+        client_secret="${CLIENT_SECRET}",
+        method="client_secret_post",
+        issuer="https://auth.example.com",
+        token_store=trio_mcp.FileTokenStore("/tmp/tokens"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("auth", "words"),
+    [
+        ({"type": "oauth", "scope": "x"}, r"server 'a': field 'auth' \(oauth\) does not take 'scope'"),
+        ({"scopes": ["x"]}, "needs a 'type'"),
+        ({"type": "client_credentials", "client_secret": "s"}, "needs a 'client_id'"),
+        ("oauth", "must be an object"),
+    ],
+)
+def test_bad_auth_entries_are_config_errors(auth: object, words: str) -> None:
+    with pytest.raises(trio_mcp.ConfigError, match=words):
+        trio_mcp.load_servers({"a": {"url": "https://example.com/mcp", "auth": auth}})
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_login_call_logout_from_the_command_line(
+    auth_process: AuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+
+    def browser(url: str) -> bool:  # the person, in a browser the command opened
+        opened.append(url)
+        with httpx2.Client() as http:
+            answer = http.get(url)
+            http.get(answer.headers["location"]).raise_for_status()
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", browser)
+    monkeypatch.setenv("TRIO_MCP_TOKEN_DIR", str(tmp_path / "tokens"))
+    path = tmp_path / "mcp.json"
+    entry = {"url": auth_process.endpoint("http"), "auth": {"type": "oauth", "interactive": False}}
+    path.write_text(json.dumps({"mcpServers": {"remote": entry}}))
+    # Not interactive, not logged in: the call fails, naming what to do.
+    code, out, err = cli("call", str(path), "remote", "whoami")
+    assert code == 3 and "trio-mcp login" in err and not opened
+    code, out, err = cli("login", str(path), "remote")
+    assert (code, out.strip()) == (0, "logged in to 'remote' (2 tools)")
+    assert len(opened) == 1 and opened[0] in err  # the address is shown as well
+    code, out, err = cli("call", str(path), "remote", "whoami")
+    assert (code, err) == (0, "") and out.strip().endswith("alice") and len(opened) == 1
+    assert cli("logout", str(path), "remote")[1].strip() == "logged out of 'remote'"
+    assert cli("logout", str(path), "remote")[1].strip() == "no stored tokens for 'remote'"
+    code, out, err = cli("login", str(path), "nope")
+    assert code == 2 and "no server named 'nope'" in err
+
+
+def test_client_credentials_from_the_command_line(auth_process: AuthServer, tmp_path: Path) -> None:
+    entry = {
+        "url": auth_process.endpoint("sse"),
+        "type": "sse",
+        "auth": {"type": "client_credentials", "client_id": MACHINE_ID, "client_secret": "${env:SECRET}"},
+    }
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"m": entry}}))
+    code, out, err = cli("call", str(path), "m", "whoami", "--var", f"SECRET={MACHINE_SECRET}")
+    assert (code, out.strip(), err) == (0, f"{MACHINE_ID} None", "")
+    code, out, err = cli("call", str(path), "m", "whoami", "--var", "SECRET=wrong-cli-secret-77")
+    assert code == 3 and "invalid_client" in err and "wrong-cli-secret-77" not in err

@@ -70,6 +70,7 @@ __all__ = [
     "OAuth",
     "ObservedAuth",
     "TokenStore",
+    "auth_from_mapping",
     "authorization_failed",
     "build_auth",
     "challenge_summary",
@@ -77,6 +78,7 @@ __all__ = [
     "copy_authorization_error",
     "default_token_directory",
     "pausable_deadline",
+    "store_of",
     "token_key",
     "waiting_for_a_person",
 ]
@@ -939,3 +941,60 @@ class ClientCredentials(AuthConfig):
                 )
         storage.context = provider.context
         return provider
+
+
+# -- config files ---------------------------------------------------------------------------
+
+_OAUTH_KEYS = frozenset(
+    {"type", "scopes", "client_id", "client_secret", "client_metadata_url", "client_name"}
+    | {"redirect_uri", "interactive", "login_timeout", "token_dir"}
+)
+_CLIENT_CREDENTIALS_KEYS = frozenset(
+    {"type", "client_id", "client_secret", "method", "private_key", "signing_algorithm", "scopes"}
+    | {"issuer", "token_dir"}
+)
+_AUTH_TYPES = {"oauth": _OAUTH_KEYS, "client_credentials": _CLIENT_CREDENTIALS_KEYS}
+
+
+def auth_from_mapping(entry: Mapping[str, Any], placeholders: Callable[[str], str]) -> AuthConfig:
+    """The ``auth`` object of a config file entry, as :class:`OAuth` or :class:`ClientCredentials`.
+
+    ``{"type": "oauth", "scopes": [...], ...}`` or ``{"type": "client_credentials",
+    "client_id": ..., "client_secret": "${env:SECRET}", ...}``: the keyword arguments of
+    those classes, plus ``token_dir`` (a :class:`FileTokenStore` directory). String
+    values go through ``placeholders`` (``${env:NAME}`` becomes ``${NAME}``). Unknown
+    keys are errors: a misspelt credential setting must not pass silently.
+    """
+    if not isinstance(entry, Mapping):
+        raise ConfigError("field 'auth' must be an object")
+    kind = str(entry.get("type", "")).lower().replace("-", "_")
+    allowed = _AUTH_TYPES.get(kind)
+    if allowed is None:
+        raise ConfigError("field 'auth' needs a 'type': 'oauth' or 'client_credentials'")
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise ConfigError(f"field 'auth' ({kind}) does not take {', '.join(map(repr, unknown))}")
+    options: dict[str, Any] = {
+        key: placeholders(value) if isinstance(value, str) else value
+        for key, value in entry.items()
+        if key not in ("type", "token_dir")
+    }
+    if "token_dir" in entry:
+        token_dir = entry["token_dir"]
+        if not isinstance(token_dir, str):
+            raise ConfigError("field 'auth.token_dir' must be a path")
+        options["token_store"] = FileTokenStore(Path(token_dir).expanduser())
+    if kind == "oauth":
+        return OAuth(**options)
+    if "client_id" not in options:
+        raise ConfigError("a client_credentials auth needs a 'client_id'")
+    return ClientCredentials(**options)
+
+
+def store_of(auth: AuthConfig) -> TokenStore:
+    """Where ``auth`` keeps its tokens."""
+    if isinstance(auth, OAuth):
+        return auth.token_store or FileTokenStore()
+    if isinstance(auth, ClientCredentials):
+        return auth.token_store or MemoryTokenStore()
+    raise TypeError(type(auth).__name__)
