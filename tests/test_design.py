@@ -20,7 +20,7 @@ PACKAGE = Path(trio_mcp.__file__).parent
 # Lower layers first; a module may import only from its own layer or below.
 LAYERS = [
     {"_errors", "_version", "_redact", "_shared", "_results", "_arguments"},
-    {"_config", "_handlers", "_headers", "_options"},
+    {"_config", "_handlers", "_headers", "_options", "_auth"},
     {"_transport", "_stdio", "_translate", "_info"},
     {"_session", "_subscriptions"},
     {"_server", "_skills"},

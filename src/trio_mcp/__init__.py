@@ -37,6 +37,11 @@ from ._errors import UnknownServerError as UnknownServerError
 from ._errors import UnknownToolError as UnknownToolError
 
 if _TYPE_CHECKING:
+    from ._auth import ClientCredentials as ClientCredentials
+    from ._auth import FileTokenStore as FileTokenStore
+    from ._auth import MemoryTokenStore as MemoryTokenStore
+    from ._auth import OAuth as OAuth
+    from ._auth import TokenStore as TokenStore
     from ._config import InProcessServer as InProcessServer
     from ._config import Limits as Limits
     from ._config import ReconnectPolicy as ReconnectPolicy
@@ -81,7 +86,9 @@ __all__ = [
     "BlockingResourceSubscription",
     "BlockingToolset",
     "CircuitOpenError",
+    "ClientCredentials",
     "ConfigError",
+    "FileTokenStore",
     "HandlerError",
     "Handlers",
     "InProcessServer",
@@ -91,7 +98,9 @@ __all__ = [
     "MCPPool",
     "MCPPoolError",
     "MalformedResponseError",
+    "MemoryTokenStore",
     "NotSupportedError",
+    "OAuth",
     "OfferedTool",
     "PoolClosedError",
     "PoolOptions",
@@ -117,6 +126,7 @@ __all__ = [
     "StdioServer",
     "StreamableHttpServer",
     "TemplateError",
+    "TokenStore",
     "ToolCall",
     "ToolCallTimeout",
     "ToolConfig",
@@ -141,6 +151,11 @@ __all__ = [
 # Everything but the errors and the version is imported on first use: the MCP SDK takes
 # seconds to import, and ``trio-mcp --help`` or ``import trio_mcp`` should not wait for it.
 _LAZY = {
+    "ClientCredentials": "_auth",
+    "FileTokenStore": "_auth",
+    "MemoryTokenStore": "_auth",
+    "OAuth": "_auth",
+    "TokenStore": "_auth",
     "InProcessServer": "_config",
     "Limits": "_config",
     "ReconnectPolicy": "_config",

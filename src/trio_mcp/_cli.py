@@ -5,10 +5,14 @@
     trio-mcp tools CONFIG [--server NAME] [--json | --wide]
     trio-mcp call CONFIG SERVER TOOL [--args JSON|@FILE|KEY=VALUE ...] [--timeout S] [--json]
     trio-mcp check CONFIG [--json]
+    trio-mcp login CONFIG SERVER [--no-browser]
+    trio-mcp logout CONFIG SERVER
 
 ``CONFIG`` is an ``mcpServers`` / VS Code ``servers`` JSON file (see
 :func:`trio_mcp.load_servers`). ``--var NAME=VALUE`` fills ``${NAME}`` placeholders;
-``--env`` fills them from the environment.
+``--env`` fills them from the environment. A server whose ``auth`` is ``oauth`` asks
+for a login when first used (its address is printed, and opened in the browser);
+``login`` does just that, keeping the tokens for later runs, and ``logout`` forgets them.
 
 Stdio servers' stderr is captured (``stderr="log"``) and shown only for a server that
 failed, after the error (``--verbose``: every line, as it comes). ``call`` shows the
@@ -34,7 +38,8 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import webbrowser
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -44,7 +49,8 @@ from ._version import __version__
 if TYPE_CHECKING:
     import mcp.types as types
 
-    from ._config import ServerConfig
+    from ._auth import AuthConfig
+    from ._config import ServerConfig, SseServer, StreamableHttpServer
     from ._pool import MCPPool
 
 __all__ = ["main"]
@@ -125,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
     check = command("check", "connect to every server at once and report", ", a line for each as it finishes")
     check.add_argument("--json", action="store_true", help="one JSON report at the end")
+    login = command("login", "log in to a server and keep its tokens", "")
+    login.add_argument("server", help="the server's name in CONFIG")
+    login.add_argument("--no-browser", action="store_true", help="print the login address only")
+    logout = command("logout", "forget a server's stored tokens", "")
+    logout.add_argument("server", help="the server's name in CONFIG")
     return parser
 
 
@@ -374,6 +385,82 @@ def _log_message(err: TextIO) -> Any:
     return show
 
 
+def _login_opener(err: TextIO, *, browser: bool) -> Callable[[str], Awaitable[None]]:
+    """How the command shows a login address: printed, and opened in the browser."""
+
+    async def open_url(url: str) -> None:
+        import trio
+
+        print(f"trio-mcp: log in at this address{' (opening your browser)' if browser else ''}:", file=err)
+        print(f"  {url}", file=err, flush=True)
+        if browser:
+            await trio.to_thread.run_sync(webbrowser.open, url)
+
+    return open_url
+
+
+def _with_login(
+    config: ServerConfig, opener: Callable[[str], Awaitable[None]], *, force: bool
+) -> ServerConfig:
+    """``config``, its OAuth showing login addresses with ``opener`` (and asking, if ``force``)."""
+    import attrs
+
+    from ._auth import OAuth
+    from ._config import SseServer, StreamableHttpServer
+
+    if not isinstance(config, StreamableHttpServer | SseServer):
+        return config
+    auth = config.auth
+    if not isinstance(auth, OAuth) or (auth.open_url is not None and not force):
+        return config
+    return attrs.evolve(
+        config, auth=attrs.evolve(auth, open_url=opener, interactive=force or auth.interactive)
+    )
+
+
+def _auth_of(
+    servers: Mapping[str, ServerConfig], name: str, config_path: str
+) -> tuple[StreamableHttpServer | SseServer, AuthConfig]:
+    from ._auth import AuthConfig
+    from ._config import SseServer, StreamableHttpServer
+
+    config = servers.get(name)
+    if config is None:
+        raise UnknownServerError(f"no server named {name!r} in {config_path}")
+    if not isinstance(config, StreamableHttpServer | SseServer) or not isinstance(config.auth, AuthConfig):
+        raise ConfigError(f"server {name!r} has no 'auth' (oauth or client_credentials) to log in with")
+    return config, config.auth
+
+
+async def _login(
+    options: argparse.Namespace, servers: Mapping[str, ServerConfig], out: TextIO, err: TextIO
+) -> int:
+    from ._pool import open_mcp_pool
+
+    name = options.server
+    config, _auth = _auth_of(servers, name, options.config)
+    opener = _login_opener(err, browser=not options.no_browser)
+    async with open_mcp_pool(
+        {name: _with_login(config, opener, force=True)},
+        variables=_variables(options),
+        connect_timeout=options.connect_timeout,
+        call_timeout=math.inf,
+    ) as pool:
+        tools = await pool.list_tools(name)
+    print(f"logged in to {name!r} ({len(tools)} tools)", file=out)
+    return EXIT_OK
+
+
+async def _logout(options: argparse.Namespace, servers: Mapping[str, ServerConfig], out: TextIO) -> int:
+    from ._auth import store_of, token_key
+
+    name = options.server
+    config, auth = _auth_of(servers, name, options.config)
+    removed = await store_of(auth).delete(token_key(config.url))
+    print(f"logged out of {name!r}" if removed else f"no stored tokens for {name!r}", file=out)
+    return EXIT_OK
+
+
 async def _run(
     options: argparse.Namespace,
     servers: Mapping[str, ServerConfig],
@@ -386,6 +473,12 @@ async def _run(
 
     # call: log messages show as they come; tools and check: only with --verbose.
     shown = options.command == "call" or options.verbose
+    if options.command == "login":
+        return await _login(options, servers, out, err)
+    if options.command == "logout":
+        return await _logout(options, servers, out)
+    opener = _login_opener(err, browser=True)
+    servers = {name: _with_login(config, opener, force=False) for name, config in servers.items()}
     async with open_mcp_pool(
         servers,
         variables=_variables(options),

@@ -349,6 +349,17 @@ class StdioServer(_ServerOptions):
         return attrs.evolve(self, args=args, cwd=cwd)
 
 
+def _check_auth(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    # Imported here: authorization flows sit in a layer above configuration values.
+    from ._auth import check_auth
+
+    check_auth(value)
+
+
+def _auth_repr(value: object) -> str:
+    return "None" if value is None else f"<{type(value).__name__}>"
+
+
 @attrs.frozen(field_transformer=_options_last)
 class _RemoteServer(_ServerOptions):
     url: str = attrs.field(validator=_check_url, repr=lambda url: repr(redact_url(url)))
@@ -357,6 +368,9 @@ class _RemoteServer(_ServerOptions):
     headers: FrozenMap = attrs.field(
         factory=FrozenMap, converter=_to_headers, validator=_check_headers, repr=_names_only
     )
+    #: How requests are authorized: any ``httpx2.Auth`` (the SDK's OAuth providers
+    #: included), or :class:`trio_mcp.OAuth` / :class:`trio_mcp.ClientCredentials`.
+    auth: Any = attrs.field(default=None, kw_only=True, validator=_check_auth, repr=_auth_repr)
 
     def templates(self) -> tuple[str, Mapping[str, str]]:
         return "header", self.headers

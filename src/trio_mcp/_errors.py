@@ -14,7 +14,8 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     ├── ServerUnavailableError             could not connect: refused, DNS, missing
     │   │                                  command, handshake failure, connect timeout
     │   └── CircuitOpenError               failing fast after repeated failures
-    ├── AuthorizationError                 the server wants (other) credentials: HTTP 401/403
+    ├── AuthorizationError                 the server wants (other) credentials: HTTP 401/403,
+    │                                      or the authorization flow failed
     ├── ServerDisconnectedError            the session was lost mid-call
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
@@ -41,6 +42,8 @@ environment values or URL credentials.
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "AuthorizationError",
@@ -121,10 +124,25 @@ class CircuitOpenError(ServerUnavailableError):
     """The server failed repeatedly; calls fail fast until a probe succeeds."""
 
 
-class AuthorizationError(MCPPoolError):
-    """The server answered HTTP 401 (authorization required) or 403 (forbidden).
+# One auth-param of a WWW-Authenticate challenge: name=token or name="quoted string".
+_CHALLENGE_PARAMETER = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 
-    Not transient: the same credentials will be refused again, so no retry is made.
+
+def challenge_parameter(challenge: str | None, name: str) -> str | None:
+    """One auth-param of a ``WWW-Authenticate`` challenge (quoted or not), or None."""
+    for key, quoted, bare in _CHALLENGE_PARAMETER.findall(challenge or ""):
+        if key.lower() == name:
+            return str(bare or quoted)
+    return None
+
+
+class AuthorizationError(MCPPoolError):
+    """The server answered HTTP 401 (authorization required) or 403 (forbidden), or the
+    authorization flow for it failed (a refused token request, a declined login).
+
+    Not transient: the same credentials will be refused again, so the pool does not
+    retry at once (see :class:`ReconnectPolicy`). The message names the server and what
+    it asked for, never a token, code, verifier or secret.
     """
 
     def __init__(
@@ -135,6 +153,16 @@ class AuthorizationError(MCPPoolError):
         self.status = status
         #: The server's ``WWW-Authenticate`` challenge, if it sent one.
         self.challenge = challenge
+
+    @property
+    def scope(self) -> str | None:
+        """The scope the server's challenge asks for, if it names one."""
+        return challenge_parameter(self.challenge, "scope")
+
+    @property
+    def resource_metadata(self) -> str | None:
+        """The URL of the server's protected resource metadata, if its challenge names one."""
+        return challenge_parameter(self.challenge, "resource_metadata")
 
 
 class ServerDisconnectedError(MCPPoolError):

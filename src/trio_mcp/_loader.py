@@ -11,7 +11,10 @@ friends, and VS Code's ``servers`` object (``.vscode/mcp.json``)::
 
 A bare mapping of names to entries works too. ``command``/``args``/``env``/``cwd``
 make a :class:`StdioServer`; ``url`` with ``type`` ``"http"``/``"streamable-http"``
-(the default) or ``"sse"`` (plus ``headers``) a remote server. Placeholders in
+(the default) or ``"sse"`` (plus ``headers``) a remote server, authorized as its
+``auth`` object says: ``{"type": "oauth", "scopes": [...]}`` for a person's login, or
+``{"type": "client_credentials", "client_id": ..., "client_secret": "${env:SECRET}"}``
+(see :class:`trio_mcp.OAuth` and :class:`trio_mcp.ClientCredentials`). Placeholders in
 ``args``, ``url``, ``cwd``, ``env`` and ``headers`` stay placeholders, filled from the
 pool's ``variables`` when a session connects: ``${NAME}`` as is, and VS Code's
 ``${env:NAME}`` and ``${input:NAME}`` become ``${NAME}``. To fill them from the
@@ -54,6 +57,15 @@ def _string_map(name: str, field: str, value: Any) -> dict[str, str] | None:
     return result
 
 
+def _auth(value: Any) -> Any:
+    if value is None:
+        return None
+    # Imported here: authorization flows sit in a layer above configuration values.
+    from ._auth import auth_from_mapping
+
+    return auth_from_mapping(value, _placeholders)
+
+
 def _entry(name: str, entry: Any, stderr: Any) -> ServerConfig:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"server {name!r}: expected an object, got {type(entry).__name__}")
@@ -75,10 +87,11 @@ def _entry(name: str, entry: Any, stderr: Any) -> ServerConfig:
         if "url" in entry:
             headers = _string_map(name, "headers", entry.get("headers")) or {}
             url = _placeholders(entry["url"]) if isinstance(entry["url"], str) else entry["url"]
+            auth = _auth(entry.get("auth"))
             if kind is None or kind.lower() in _HTTP_TYPES:
-                return StreamableHttpServer(url, headers)
+                return StreamableHttpServer(url, headers, auth=auth)
             if kind.lower() == "sse":
-                return SseServer(url, headers)
+                return SseServer(url, headers, auth=auth)
             raise ConfigError(
                 f"server {name!r}: field 'type' is {kind!r}; expected 'http', 'streamable-http' or 'sse'"
             )

@@ -22,8 +22,10 @@ import mcp.types as types
 import trio
 
 from ._arguments import check_meta, check_prompt_arguments, check_string_map, check_text, check_tool_arguments
+from ._auth import pausable_deadline
 from ._config import SERVER_CONFIG_TYPES, ServerConfig
 from ._errors import (
+    AuthorizationError,
     ConfigError,
     InvalidArgumentsError,
     MCPPoolError,
@@ -205,7 +207,8 @@ class MCPPool:
                     if live is None or live.lost.is_set():
                         live = await slot.connected()
                     with (
-                        trio.move_on_after(slot.call_timeout),
+                        # The call timeout measures the server: it stops while a person logs in.
+                        pausable_deadline(slot.call_timeout),
                         watch_http() as http,
                         watch_handlers() as handler_failures,
                     ):
@@ -236,6 +239,10 @@ class MCPPool:
                             )
                             if isinstance(error, ServerDisconnectedError) or http.session_rejected:
                                 live.lost.set()
+                            elif isinstance(error, AuthorizationError) and error.status == 401:
+                                # Its credentials are dead: drop it; the next call
+                                # reconnects (and logs in) after the server's hold.
+                                slot.refused(live, error)
                             raise error from error.__cause__
                         slot.record(time.perf_counter() - started, ok=True)
                         return result

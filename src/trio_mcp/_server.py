@@ -30,10 +30,13 @@ from contextlib import contextmanager
 from statistics import quantiles
 
 import attrs
+import httpx2
 import trio
 
+from ._auth import build_auth, pausable_deadline
 from ._config import ReconnectPolicy, ServerConfig
 from ._errors import (
+    AuthorizationError,
     CircuitOpenError,
     MCPPoolError,
     PoolClosedError,
@@ -63,6 +66,7 @@ class ServerState(enum.Enum):
     READY = "ready"
     BACKING_OFF = "backing off"  # the last attempt failed; the next waits a little
     CIRCUIT_OPEN = "circuit open"  # failing fast after repeated failures
+    UNAUTHORIZED = "unauthorized"  # the last attempt's authorization failed; not retried for a while
     CLOSED = "closed"
 
 
@@ -130,6 +134,16 @@ class Reconnector:
         self.retry_at = self.clock() + delay
         return delay
 
+    def refused(self, error: MCPPoolError) -> float:
+        """Count a failed authorization: not transient, not the server's failure.
+
+        It is the answer for ``circuit_reset`` seconds, without counting towards the
+        circuit; then one attempt may go (one login, not a loop of them).
+        """
+        self.last_error = error
+        self.retry_at = self.clock() + self.policy.circuit_reset
+        return self.policy.circuit_reset
+
     def succeeded(self) -> None:
         self.failures = 0
         self.last_error = None
@@ -161,6 +175,9 @@ class ServerSlot:
     _rendered: tuple[ServerConfig, dict[str, str]] | None = attrs.field(default=None, repr=False)  # secrets
     _connecting: bool = False
     _served: bool = False
+    #: The authorization flow of an HTTP server's sessions, built once (it holds tokens).
+    _auth: httpx2.Auth | None = attrs.field(default=None, repr=False)
+    _auth_built: bool = False
     _wake_send: trio.MemorySendChannel[None] = attrs.field(init=False)
     _wake_receive: trio.MemoryReceiveChannel[None] = attrs.field(init=False)
     # counters
@@ -200,6 +217,8 @@ class ServerSlot:
         live = self.live
         if live is not None and not live.lost.is_set():
             return ServerState.READY
+        if isinstance(self.reconnector.last_error, AuthorizationError) and self.reconnector.remaining() > 0:
+            return ServerState.UNAUTHORIZED
         if self.reconnector.circuit_open:
             return ServerState.CIRCUIT_OPEN  # until a (half-open) probe succeeds
         if self.reconnector.remaining() > 0:
@@ -233,6 +252,9 @@ class ServerSlot:
             # is raised to every caller, before the backoff or circuit is consulted, and
             # never counts against them.
             rendered = self._render()
+            if not self._auth_built:
+                self._auth = build_auth(self.name, rendered[0], self._variables)
+                self._auth_built = True
             self._fail_fast_if_waiting()
             attempt = self._attempt = SharedOutcome()
             self._rendered = rendered
@@ -249,6 +271,13 @@ class ServerSlot:
         last_error = reconnector.last_error
         if remaining <= 0 or last_error is None:
             return
+        if isinstance(last_error, AuthorizationError):
+            raise AuthorizationError(
+                f"{last_error} (not tried again for {remaining:.1f}s)",
+                server=self.name,
+                status=last_error.status,
+                challenge=last_error.challenge,
+            ) from last_error.__cause__
         if reconnector.circuit_open:
             error: MCPPoolError = CircuitOpenError(
                 f"server {self.name!r} is unavailable: circuit open after "
@@ -343,6 +372,10 @@ class ServerSlot:
 
     def _after_failure(self, error: MCPPoolError) -> None:
         """Schedule the next attempt: a backoff, or an open circuit."""
+        if isinstance(error, AuthorizationError):
+            delay = self.reconnector.refused(error)
+            logger.warning("%s; next attempt in %.1fs", error, delay)
+            return
         was_open = self.reconnector.circuit_open
         delay = self.reconnector.failed(error)
         if self.reconnector.circuit_open:
@@ -356,6 +389,11 @@ class ServerSlot:
         else:
             logger.info("server %r: connection failed (%s); next attempt in %.2fs", self.name, error, delay)
 
+    def refused(self, live: LiveSession, error: AuthorizationError) -> None:
+        """A request on ``live`` found its credentials refused: drop it, and hold as after a failed connect."""
+        live.lost.set()
+        self._after_failure(error)
+
     def _render(self) -> tuple[ServerConfig, dict[str, str]]:
         """The config's placeholders filled in; :class:`TemplateError` names a missing variable."""
         return render_config(self.name, self.config, self._variables)
@@ -364,19 +402,20 @@ class ServerSlot:
         self, rendered: tuple[ServerConfig, dict[str, str]], finished: trio.Event
     ) -> LiveSession:
         assert self._nursery is not None
-        try:
-            with trio.fail_after(self.connect_timeout):
+        # The connect timeout measures the server: it stops while a person logs in.
+        with pausable_deadline(self.connect_timeout) as deadline:
+            try:
                 live: LiveSession = await self._nursery.start(self._hold, rendered, finished)
-        except trio.TooSlowError:
-            raise ServerUnavailableError(
-                f"server {self.name!r} is unavailable: no MCP session within "
-                f"{self.connect_timeout:g}s (connect timeout)",
-                server=self.name,
-            ) from None
-        except Exception as exc:  # includes ExceptionGroups of Exceptions, never Cancelled
-            error = translate_connect_error(exc, self.name)
-            raise error from error.__cause__
-        return live
+            except Exception as exc:  # includes ExceptionGroups of Exceptions, never Cancelled
+                error = translate_connect_error(exc, self.name)
+                raise error from error.__cause__
+            return live
+        assert deadline.cancelled_caught
+        raise ServerUnavailableError(
+            f"server {self.name!r} is unavailable: no MCP session within "
+            f"{self.connect_timeout:g}s (connect timeout)",
+            server=self.name,
+        )
 
     async def _hold(
         self,
@@ -391,7 +430,7 @@ class ServerSlot:
         try:
             config, headers = rendered
             async with open_live_session(
-                self.name, config, headers, self.call_timeout, self.handlers
+                self.name, config, headers, self.call_timeout, self.handlers, self._auth
             ) as live:
                 task_status.started(live)
                 started, held = True, live

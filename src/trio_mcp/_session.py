@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
 import attrs
+import httpx2
 import jsonschema
 import mcp.types as types
 import trio
@@ -474,10 +475,11 @@ async def open_live_session(
     headers: dict[str, str],
     request_timeout: float,
     handlers: ServerHandlers | None = None,
+    auth: httpx2.Auth | None = None,
 ) -> AsyncIterator[LiveSession]:
     """Connect, negotiate, subscribe to tool changes; close everything on exit.
 
-    Must be entered and exited by the same task.
+    ``auth`` authorizes an HTTP server's requests. Must be entered and exited by the same task.
     """
     if handlers is None:
         handlers = ServerHandlers(name, Handlers(), request_timeout)
@@ -489,7 +491,7 @@ async def open_live_session(
         if handler:
             await handler[0].on_message(message)
 
-    target = client_target(name, config, headers, lost.set)
+    target = client_target(name, config, headers, lost.set, auth)
     client = Client(
         target,
         mode=config.mode,

@@ -18,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED, INVALID_PARAMS, REQUEST_TIMEOUT
 from pydantic import ValidationError
 
+from ._auth import challenge_summary, copy_authorization_error
 from ._errors import (
     AuthorizationError,
     InvalidResultError,
@@ -118,7 +119,7 @@ def _authorization_error(server: str, http: HttpOutcome, what: str) -> Authoriza
     else:
         return None
     if http.challenge:
-        message += f" (it asks: {_challenge_summary(http.challenge)})"
+        message += f" (it asks: {challenge_summary(http.challenge)})"
     return AuthorizationError(message, server=server, status=status, challenge=http.challenge)
 
 
@@ -143,6 +144,8 @@ def translate_connect_error(
     remote server's, is named in the message, redacted.
     """
     redact_exception(exc)
+    if http is not None and http.auth_error is not None:
+        return copy_authorization_error(http.auth_error)
     leaf = first_leaf(exc)
     if isinstance(leaf, MCPPoolError):
         return leaf
@@ -177,6 +180,9 @@ def translate_call_error(
     the HTTP layer saw of the request: an error status is reported as such.
     """
     redact_exception(exc)
+    if http is not None and http.auth_error is not None:
+        # The authorization flow run for this request failed.
+        return copy_authorization_error(http.auth_error)
     leaf = first_leaf(exc)
     error: MCPPoolError
     if isinstance(leaf, MCPPoolError):

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -38,8 +38,9 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
 from mcp_types.jsonrpc import JSONRPCResponse
 
+from ._auth import OBSERVED, ObservedAuth
 from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
-from ._errors import ServerUnavailableError
+from ._errors import AuthorizationError, ServerUnavailableError
 from ._redact import install_log_redaction
 from ._stdio import stdio_transport
 
@@ -63,6 +64,8 @@ class HttpOutcome:
     replied: bool = False
     #: The ``WWW-Authenticate`` challenge of a 401/403, if any (it names no secret).
     challenge: str | None = None
+    #: The authorization flow run for one of the requests failed (see ``_auth``).
+    auth_error: AuthorizationError | None = None
 
 
 _current_outcome: ContextVar[HttpOutcome | None] = ContextVar("trio_mcp_http_outcome", default=None)
@@ -114,8 +117,10 @@ def _is_session_rejection(response: httpx2.Response, *, sse: bool, replied: bool
     return "mcp-session-id" in response.request.headers
 
 
-def _response_hook(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2.Response], Any]:
-    async def hook(response: httpx2.Response) -> None:
+def _observer(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2.Response], Awaitable[None]]:
+    """What to do with the final answer to one of the transport's requests."""
+
+    async def observe(response: httpx2.Response) -> None:
         status = response.status_code
         method = response.request.method
         if status < 400 or method == "DELETE":
@@ -134,14 +139,36 @@ def _response_hook(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[h
         if (sse and method == "POST") or (rejected and method == "GET"):
             on_rejected()
 
-    return hook
+    return observe
+
+
+def _auth_failed(error: AuthorizationError) -> None:
+    outcome = _current_outcome.get()
+    if outcome is not None:
+        outcome.auth_error = error
 
 
 def _http_client(
-    headers: dict[str, str] | None, on_rejected: Callable[[], None], *, sse: bool, **kwargs: Any
+    name: str,
+    headers: dict[str, str] | None,
+    on_rejected: Callable[[], None],
+    *,
+    sse: bool,
+    auth: httpx2.Auth | None = None,
+    **kwargs: Any,
 ) -> httpx2.AsyncClient:
-    client = create_mcp_http_client(headers=headers, **kwargs)
-    client.event_hooks["response"].append(_response_hook(on_rejected, sse=sse))
+    observe = _observer(on_rejected, sse=sse)
+
+    async def hook(response: httpx2.Response) -> None:
+        # An authorization flow reports its request's final answer itself (a 401 it
+        # answers with a token is no error), and its own requests are not the session's.
+        if not response.request.extensions.get(OBSERVED):
+            await observe(response)
+
+    if auth is not None:
+        auth = ObservedAuth(auth, name, observe, _auth_failed)
+    client = create_mcp_http_client(headers=headers, auth=auth, **kwargs)
+    client.event_hooks["response"].append(hook)
     return client
 
 
@@ -234,15 +261,19 @@ def _resolve_command(name: str, config: StdioServer) -> str:
 
 @asynccontextmanager
 async def _streamable_http(
-    url: str, headers: dict[str, str], on_rejected: Callable[[], None]
+    name: str, url: str, headers: dict[str, str], on_rejected: Callable[[], None], auth: httpx2.Auth | None
 ) -> AsyncIterator[TransportStreams]:
-    client = _http_client(headers, on_rejected, sse=False)
+    client = _http_client(name, headers, on_rejected, sse=False, auth=auth)
     async with client, streamable_http_client(url, http_client=client) as streams:
         yield streams
 
 
 def _build(
-    name: str, config: ServerConfig, rendered: dict[str, str], on_rejected: Callable[[], None]
+    name: str,
+    config: ServerConfig,
+    rendered: dict[str, str],
+    on_rejected: Callable[[], None],
+    auth: httpx2.Auth | None,
 ) -> Transport:
     """The SDK transport; ``rendered`` is the templated headers, or a stdio server's env."""
     assert not isinstance(config, InProcessServer)  # the SDK connects those itself
@@ -263,34 +294,46 @@ def _build(
             name, command, list(config.args), env, config.cwd, config.max_message_bytes, stderr=config.stderr
         )
     if isinstance(config, SseServer):
+        server_auth = auth
 
         def factory(
             headers: dict[str, str] | None = None,
             timeout: httpx2.Timeout | None = None,
-            auth: httpx2.Auth | None = None,
+            auth: httpx2.Auth | None = None,  # the SDK passes none: ours is the config's
         ) -> httpx2.AsyncClient:
-            return _http_client(headers, on_rejected, sse=True, timeout=timeout, auth=auth)
+            return _http_client(name, headers, on_rejected, sse=True, timeout=timeout, auth=server_auth)
 
         return sse_client(config.url, headers=rendered, httpx_client_factory=factory)
-    return _streamable_http(config.url, rendered, on_rejected)
+    return _streamable_http(name, config.url, rendered, on_rejected, auth)
 
 
 @asynccontextmanager
 async def open_transport(
-    name: str, config: ServerConfig, headers: dict[str, str], on_end: Callable[[], None]
+    name: str,
+    config: ServerConfig,
+    headers: dict[str, str],
+    on_end: Callable[[], None],
+    auth: httpx2.Auth | None = None,
 ) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream[SessionMessage]]]:
-    """Open the transport ``config`` describes; ``on_end`` fires when it stops delivering."""
+    """Open the transport ``config`` describes; ``on_end`` fires when it stops delivering.
+
+    ``auth`` authorizes an HTTP transport's requests (see ``_auth``).
+    """
     install_log_redaction()  # again: SDK loggers may have been created since import
-    async with _build(name, config, headers, on_end) as (read_stream, write_stream):
+    async with _build(name, config, headers, on_end, auth) as (read_stream, write_stream):
         yield _WatchedReadStream(read_stream, on_end), write_stream
 
 
 def client_target(
-    name: str, config: ServerConfig, rendered: dict[str, str], on_end: Callable[[], None]
+    name: str,
+    config: ServerConfig,
+    rendered: dict[str, str],
+    on_end: Callable[[], None],
+    auth: httpx2.Auth | None = None,
 ) -> Any:
     """What ``mcp.Client`` connects to for ``config``: an in-process server object as
     it is (the SDK connects those in memory), any other a transport (see ``_build``,
     the one place that tells the server types apart)."""
     if isinstance(config, InProcessServer):
         return config.server
-    return open_transport(name, config, rendered, on_end)
+    return open_transport(name, config, rendered, on_end, auth)

