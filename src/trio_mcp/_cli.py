@@ -501,7 +501,8 @@ async def _run(
 
 
 def _check_server_names(options: argparse.Namespace, servers: Mapping[str, Any]) -> None:
-    wanted = [options.server] if options.command == "call" else getattr(options, "server", None) or []
+    single = options.command in ("call", "login", "logout")
+    wanted = [options.server] if single else getattr(options, "server", None) or []
     for name in wanted:
         if name not in servers:
             raise UnknownServerError(_did_you_mean("server", name, servers, f"in {options.config}"))

@@ -34,6 +34,7 @@ from ._errors import (
     InvalidArgumentsError,
     InvalidResultError,
     MalformedResponseError,
+    MCPPoolError,
     ToolCallTimeout,
     UnknownToolError,
 )
@@ -502,13 +503,17 @@ async def open_live_session(
         **options,
     )
     async with AsyncExitStack() as stack:
+        failure: MCPPoolError | None = None
         with watch_http() as handshake:
             try:
                 await stack.enter_async_context(client)
             except Exception as exc:
                 # The HTTP status of a failed handshake says more than the SDK's stand-in.
-                error = translate_connect_error(exc, name, handshake, url=config.endpoint())
-                raise error from error.__cause__
+                failure = translate_connect_error(exc, name, handshake, url=config.endpoint())
+        if failure is not None:
+            # Raised outside the handler: the SDK's exception is reachable only as the
+            # translation chose (its __cause__), never as an implicit __context__.
+            raise failure from failure.__cause__
         nursery = await stack.enter_async_context(trio.open_nursery())
         live = LiveSession(
             name,
