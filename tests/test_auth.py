@@ -7,6 +7,7 @@ authorization code flow with PKCE, refresh tokens and client credentials, all re
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -593,3 +594,92 @@ def test_client_credentials_from_the_command_line(auth_process: AuthServer, tmp_
     assert (code, out.strip(), err) == (0, f"{MACHINE_ID} None", "")
     code, out, err = cli("call", str(path), "m", "whoami", "--var", "SECRET=wrong-cli-secret-77")
     assert code == 3 and "invalid_client" in err and "wrong-cli-secret-77" not in err
+
+
+# -- 5. credentials per tenant ---------------------------------------------------------------
+
+
+class Hinting(Person):
+    """A person who logs in as ``user`` (the test server takes the login_hint as the subject)."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__()
+        self.user = user
+
+    async def __call__(self, url: str) -> None:
+        await super().__call__(f"{url}&login_hint={self.user}")
+
+
+async def test_tenants_never_share_credentials_under_concurrency(auth_server: AuthServer) -> None:
+    users = [f"user{i}" for i in range(6)]
+    stores = {user: trio_mcp.MemoryTokenStore() for user in users}  # one per user, kept across evictions
+
+    def servers_for(user: str) -> dict[str, trio_mcp.ServerConfig]:
+        auth = trio_mcp.OAuth(open_url=Hinting(user), token_store=stores[user])
+        return {"s": auth_server.config("http", auth=auth)}
+
+    answers: list[tuple[str, str]] = []
+    async with trio.open_nursery() as nursery:
+        tenants = await nursery.start(
+            functools.partial(trio_mcp.serve_tenant_pools, servers_for, max_tenants=3)
+        )
+
+        async def calls(user: str) -> None:
+            done = 0
+            while done < 2:
+                try:
+                    result = await tenants.tool_call(user, "s", "whoami")
+                except trio_mcp.ServerOverloadedError:
+                    await trio.sleep(0.05)  # every pool is busy: try again
+                    continue
+                answers.append((user, trio_mcp.result_text(result).split()[1]))
+                done += 1
+
+        async with trio.open_nursery() as callers:
+            for user in users:
+                callers.start_soon(calls, user)
+        assert len(tenants.identities) <= 3
+        tenants.close()
+    assert len(answers) == 12 and all(user == subject for user, subject in answers)
+
+
+async def test_tenants_refuse_shared_credentials(auth_server: AuthServer) -> None:
+    shared = trio_mcp.MemoryTokenStore()
+    configs: dict[str, Callable[[str], dict[str, trio_mcp.ServerConfig]]] = {
+        "same store": lambda user: {
+            "s": auth_server.config("http", auth=trio_mcp.OAuth(open_url=Person(), token_store=shared))
+        },
+        "default file store": lambda user: {
+            "s": auth_server.config("http", auth=trio_mcp.OAuth(open_url=Person()))
+        },
+    }
+    for servers_for in configs.values():
+        async with trio.open_nursery() as nursery:
+            tenants = await nursery.start(trio_mcp.serve_tenant_pools, servers_for)
+            with pytest.raises(trio_mcp.ConfigError, match=r"token_store|same credentials"):
+                await tenants.list_tools("a", "s")
+                await tenants.list_tools("b", "s")
+            tenants.close()
+
+
+async def test_a_full_house_of_busy_tenants_fails_fast(auth_server: AuthServer) -> None:
+    def servers_for(user: str) -> dict[str, trio_mcp.ServerConfig]:
+        return {
+            "s": auth_server.config(
+                "http", auth=trio_mcp.ClientCredentials(MACHINE_ID, client_secret=MACHINE_SECRET)
+            )
+        }
+
+    async with trio.open_nursery() as nursery:
+        tenants = await nursery.start(
+            functools.partial(trio_mcp.serve_tenant_pools, servers_for, max_tenants=1)
+        )
+        async with tenants.pool("a") as pool:
+            await pool.tool_call("s", "echo", {"text": "x"})
+            with pytest.raises(trio_mcp.ServerOverloadedError, match="all 1 tenant pools are in use"):
+                await tenants.list_tools("b", "s")
+        await tenants.list_tools("b", "s")  # "a" is idle now: it makes room
+        assert tenants.identities == ["b"]
+        tenants.close()
+        with pytest.raises(trio_mcp.PoolClosedError):
+            await tenants.list_tools("a", "s")

@@ -54,6 +54,8 @@ from ._portal import start_portal as start_portal
 from ._results import result_text as result_text
 from ._server import ServerState as ServerState
 from ._server import ServerStatistics as ServerStatistics
+from ._tenants import TenantPools as TenantPools
+from ._tenants import serve_tenant_pools as serve_tenant_pools
 from ._toolset import ToolConfig as ToolConfig
 from ._toolset import Toolset as Toolset
 from ._toolset import run_tool_loop as run_tool_loop
@@ -89,6 +91,7 @@ __all__ = [
     "StdioServer",
     "StreamableHttpServer",
     "TemplateError",
+    "TenantPools",
     "TokenStore",
     "ToolCall",
     "ToolCallTimeout",
@@ -104,6 +107,7 @@ __all__ = [
     "result_text",
     "run_tool_loop",
     "serve_mcp_pool",
+    "serve_tenant_pools",
     "shutdown_all",
     "start_portal",
     "to_openai_tool",

@@ -11,7 +11,8 @@ ephemeral one; printed as ``PORT <n>``). One process on 127.0.0.1 plays both par
 - the **authorization server** (written here, small and strict; its endpoints are under
   ``/oauth/``, so a client that guesses ``/token`` instead of reading the metadata
   fails): RFC 8414 metadata, dynamic registration, ``/oauth/authorize`` (no login page:
-  it approves at once as the configured subject, or answers ``access_denied``),
+  it approves at once as the ``login_hint``, else the configured subject, or answers
+  ``access_denied``),
   ``/oauth/token`` for the ``authorization_code`` (PKCE S256 checked), ``refresh_token``
   (rotated) and ``client_credentials`` grants, with ``client_secret_basic``,
   ``client_secret_post``, ``private_key_jwt`` (verified against ``AUTH_JWT_PUBLIC_KEY``)
@@ -234,7 +235,7 @@ def build_app(port: int) -> Any:
                 "redirect_uri": redirect_uri,
                 "challenge": query["code_challenge"],
                 "scope": query.get("scope") or SCOPE,
-                "subject": store.subject,
+                "subject": query.get("login_hint") or store.subject,
             }
             answer["code"] = code
         return RedirectResponse(f"{redirect_uri}?{urlencode(answer)}", status_code=302)
