@@ -14,6 +14,7 @@ import logging
 import re
 import stat
 import sys
+import time
 import webbrowser
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+import jwt
 import pytest
 import trio
 from cryptography.hazmat.primitives import serialization
@@ -40,7 +42,7 @@ from trio_mcp._cli import main
 
 from .conformance.sdk_client import HeadlessBrowser, MemoryStorage
 from .server_processes import HERE, ServerProcess
-from .servers.auth_server import APP_ID, JWT_MACHINE_ID, MACHINE_ID, MACHINE_SECRET
+from .servers.auth_server import APP_ID, JWT_BEARER, JWT_MACHINE_ID, MACHINE_ID, MACHINE_SECRET, WORKLOAD_ID
 
 AUTH_SERVER = HERE / "servers" / "auth_server.py"
 KINDS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "authorization_code")
@@ -504,6 +506,10 @@ def test_config_files_take_an_auth_entry() -> None:
                     "url": "https://example.com/mcp",
                     "auth": {"type": "oauth", "scopes": ["files:read"]},
                 },
+                "workloads": {
+                    "url": "https://example.com/mcp",
+                    "auth": {"type": "workload_identity", "client_id": "svc", "assertion": "${env:TOKEN}"},
+                },
                 "machines": {
                     "url": "https://example.com/sse",
                     "type": "sse",
@@ -520,6 +526,7 @@ def test_config_files_take_an_auth_entry() -> None:
         }
     )
     people, machines = servers["people"], servers["machines"]
+    assert servers["workloads"].auth == trio_mcp.WorkloadIdentity("svc", assertion="${TOKEN}")  # type: ignore[union-attr]
     assert isinstance(people, trio_mcp.StreamableHttpServer) and isinstance(machines, trio_mcp.SseServer)
     assert people.auth == trio_mcp.OAuth(scopes=["files:read"])
     assert machines.auth == trio_mcp.ClientCredentials(
@@ -683,3 +690,35 @@ async def test_a_full_house_of_busy_tenants_fails_fast(auth_server: AuthServer) 
         tenants.close()
         with pytest.raises(trio_mcp.PoolClosedError):
             await tenants.list_tools("a", "s")
+
+
+def workload_jwt(server: AuthServer, subject: str, audience: str | None = None) -> str:
+    claims = {"sub": subject, "aud": audience or server.issuer, "exp": int(time.time()) + 300}
+    return jwt.encode(claims, server.private_key, algorithm="ES256")
+
+
+async def test_workload_identity(auth_server: AuthServer, http_transport: str) -> None:
+    # The JWT as a ${name} template, filled from the pool's variables.
+    auth = trio_mcp.WorkloadIdentity(WORKLOAD_ID, assertion="${JWT}", issuer=auth_server.issuer)
+    token = workload_jwt(auth_server, "svc-reports")
+    config = auth_server.config(http_transport, auth=auth)
+    assert await whoami(config, variables={"JWT": token}) == f"{WORKLOAD_ID} svc-reports"
+    assert token not in repr(auth) and "${JWT}" not in repr(auth)
+    # Or a function of the audience, asked for a fresh JWT at each grant.
+    audiences: list[str] = []
+
+    async def fetch(audience: str) -> str:
+        audiences.append(audience)
+        return workload_jwt(auth_server, "svc-nightly", audience)
+
+    config = auth_server.config(http_transport, auth=trio_mcp.WorkloadIdentity(WORKLOAD_ID, assertion=fetch))
+    assert await whoami(config) == f"{WORKLOAD_ID} svc-nightly"
+    assert [audience.rstrip("/") for audience in audiences] == [auth_server.issuer]
+
+
+async def test_a_refused_workload_jwt_is_reported_not_retried(auth_server: AuthServer) -> None:
+    token = workload_jwt(auth_server, "svc", audience="https://elsewhere.example")
+    config = auth_server.config("http", auth=trio_mcp.WorkloadIdentity(WORKLOAD_ID, assertion=token))
+    with pytest.raises(trio_mcp.AuthorizationError, match="invalid_grant"):
+        await whoami(config)
+    assert (await auth_server.admin("stats"))[f"grant:{JWT_BEARER}"] == 1

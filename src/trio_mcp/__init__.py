@@ -16,6 +16,7 @@ from ._auth import FileTokenStore as FileTokenStore
 from ._auth import MemoryTokenStore as MemoryTokenStore
 from ._auth import OAuth as OAuth
 from ._auth import TokenStore as TokenStore
+from ._auth import WorkloadIdentity as WorkloadIdentity
 from ._config import InProcessServer as InProcessServer
 from ._config import Limits as Limits
 from ._config import ReconnectPolicy as ReconnectPolicy
@@ -99,6 +100,7 @@ __all__ = [
     "Toolset",
     "UnknownServerError",
     "UnknownToolError",
+    "WorkloadIdentity",
     "__version__",
     "accept_with_defaults",
     "close_portals",
