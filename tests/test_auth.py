@@ -7,12 +7,14 @@ authorization code flow with PKCE, refresh tokens and client credentials, all re
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
 import re
 import stat
 import sys
+import time
 import webbrowser
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
@@ -21,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+import jwt
 import pytest
 import trio
 from cryptography.hazmat.primitives import serialization
@@ -39,7 +42,7 @@ from trio_mcp._cli import main
 
 from .conformance.sdk_client import HeadlessBrowser, MemoryStorage
 from .server_processes import HERE, ServerProcess
-from .servers.auth_server import APP_ID, JWT_MACHINE_ID, MACHINE_ID, MACHINE_SECRET
+from .servers.auth_server import APP_ID, JWT_BEARER, JWT_MACHINE_ID, MACHINE_ID, MACHINE_SECRET, WORKLOAD_ID
 
 AUTH_SERVER = HERE / "servers" / "auth_server.py"
 KINDS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "authorization_code")
@@ -503,6 +506,10 @@ def test_config_files_take_an_auth_entry() -> None:
                     "url": "https://example.com/mcp",
                     "auth": {"type": "oauth", "scopes": ["files:read"]},
                 },
+                "workloads": {
+                    "url": "https://example.com/mcp",
+                    "auth": {"type": "workload_identity", "client_id": "svc", "assertion": "${env:TOKEN}"},
+                },
                 "machines": {
                     "url": "https://example.com/sse",
                     "type": "sse",
@@ -519,6 +526,7 @@ def test_config_files_take_an_auth_entry() -> None:
         }
     )
     people, machines = servers["people"], servers["machines"]
+    assert servers["workloads"].auth == trio_mcp.WorkloadIdentity("svc", assertion="${TOKEN}")  # type: ignore[union-attr]
     assert isinstance(people, trio_mcp.StreamableHttpServer) and isinstance(machines, trio_mcp.SseServer)
     assert people.auth == trio_mcp.OAuth(scopes=["files:read"])
     assert machines.auth == trio_mcp.ClientCredentials(
@@ -593,3 +601,124 @@ def test_client_credentials_from_the_command_line(auth_process: AuthServer, tmp_
     assert (code, out.strip(), err) == (0, f"{MACHINE_ID} None", "")
     code, out, err = cli("call", str(path), "m", "whoami", "--var", "SECRET=wrong-cli-secret-77")
     assert code == 3 and "invalid_client" in err and "wrong-cli-secret-77" not in err
+
+
+# -- 5. credentials per tenant ---------------------------------------------------------------
+
+
+class Hinting(Person):
+    """A person who logs in as ``user`` (the test server takes the login_hint as the subject)."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__()
+        self.user = user
+
+    async def __call__(self, url: str) -> None:
+        await super().__call__(f"{url}&login_hint={self.user}")
+
+
+async def test_tenants_never_share_credentials_under_concurrency(auth_server: AuthServer) -> None:
+    users = [f"user{i}" for i in range(6)]
+    stores = {user: trio_mcp.MemoryTokenStore() for user in users}  # one per user, kept across evictions
+
+    def servers_for(user: str) -> dict[str, trio_mcp.ServerConfig]:
+        auth = trio_mcp.OAuth(open_url=Hinting(user), token_store=stores[user])
+        return {"s": auth_server.config("http", auth=auth)}
+
+    answers: list[tuple[str, str]] = []
+    async with trio.open_nursery() as nursery:
+        tenants = await nursery.start(
+            functools.partial(trio_mcp.serve_tenant_pools, servers_for, max_tenants=3)
+        )
+
+        async def calls(user: str) -> None:
+            done = 0
+            while done < 2:
+                try:
+                    result = await tenants.tool_call(user, "s", "whoami")
+                except trio_mcp.ServerOverloadedError:
+                    await trio.sleep(0.05)  # every pool is busy: try again
+                    continue
+                answers.append((user, trio_mcp.result_text(result).split()[1]))
+                done += 1
+
+        async with trio.open_nursery() as callers:
+            for user in users:
+                callers.start_soon(calls, user)
+        assert len(tenants.identities) <= 3
+        tenants.close()
+    assert len(answers) == 12 and all(user == subject for user, subject in answers)
+
+
+async def test_tenants_refuse_shared_credentials(auth_server: AuthServer) -> None:
+    shared = trio_mcp.MemoryTokenStore()
+    configs: dict[str, Callable[[str], dict[str, trio_mcp.ServerConfig]]] = {
+        "same store": lambda user: {
+            "s": auth_server.config("http", auth=trio_mcp.OAuth(open_url=Person(), token_store=shared))
+        },
+        "default file store": lambda user: {
+            "s": auth_server.config("http", auth=trio_mcp.OAuth(open_url=Person()))
+        },
+    }
+    for servers_for in configs.values():
+        async with trio.open_nursery() as nursery:
+            tenants = await nursery.start(trio_mcp.serve_tenant_pools, servers_for)
+            with pytest.raises(trio_mcp.ConfigError, match=r"token_store|same credentials"):
+                await tenants.list_tools("a", "s")
+                await tenants.list_tools("b", "s")
+            tenants.close()
+
+
+async def test_a_full_house_of_busy_tenants_fails_fast(auth_server: AuthServer) -> None:
+    def servers_for(user: str) -> dict[str, trio_mcp.ServerConfig]:
+        return {
+            "s": auth_server.config(
+                "http", auth=trio_mcp.ClientCredentials(MACHINE_ID, client_secret=MACHINE_SECRET)
+            )
+        }
+
+    async with trio.open_nursery() as nursery:
+        tenants = await nursery.start(
+            functools.partial(trio_mcp.serve_tenant_pools, servers_for, max_tenants=1)
+        )
+        async with tenants.pool("a") as pool:
+            await pool.tool_call("s", "echo", {"text": "x"})
+            with pytest.raises(trio_mcp.ServerOverloadedError, match="all 1 tenant pools are in use"):
+                await tenants.list_tools("b", "s")
+        await tenants.list_tools("b", "s")  # "a" is idle now: it makes room
+        assert tenants.identities == ["b"]
+        tenants.close()
+        with pytest.raises(trio_mcp.PoolClosedError):
+            await tenants.list_tools("a", "s")
+
+
+def workload_jwt(server: AuthServer, subject: str, audience: str | None = None) -> str:
+    claims = {"sub": subject, "aud": audience or server.issuer, "exp": int(time.time()) + 300}
+    return jwt.encode(claims, server.private_key, algorithm="ES256")
+
+
+async def test_workload_identity(auth_server: AuthServer, http_transport: str) -> None:
+    # The JWT as a ${name} template, filled from the pool's variables.
+    auth = trio_mcp.WorkloadIdentity(WORKLOAD_ID, assertion="${JWT}", issuer=auth_server.issuer)
+    token = workload_jwt(auth_server, "svc-reports")
+    config = auth_server.config(http_transport, auth=auth)
+    assert await whoami(config, variables={"JWT": token}) == f"{WORKLOAD_ID} svc-reports"
+    assert token not in repr(auth) and "${JWT}" not in repr(auth)
+    # Or a function of the audience, asked for a fresh JWT at each grant.
+    audiences: list[str] = []
+
+    async def fetch(audience: str) -> str:
+        audiences.append(audience)
+        return workload_jwt(auth_server, "svc-nightly", audience)
+
+    config = auth_server.config(http_transport, auth=trio_mcp.WorkloadIdentity(WORKLOAD_ID, assertion=fetch))
+    assert await whoami(config) == f"{WORKLOAD_ID} svc-nightly"
+    assert [audience.rstrip("/") for audience in audiences] == [auth_server.issuer]
+
+
+async def test_a_refused_workload_jwt_is_reported_not_retried(auth_server: AuthServer) -> None:
+    token = workload_jwt(auth_server, "svc", audience="https://elsewhere.example")
+    config = auth_server.config("http", auth=trio_mcp.WorkloadIdentity(WORKLOAD_ID, assertion=token))
+    with pytest.raises(trio_mcp.AuthorizationError, match="invalid_grant"):
+        await whoami(config)
+    assert (await auth_server.admin("stats"))[f"grant:{JWT_BEARER}"] == 1

@@ -25,7 +25,7 @@ LAYERS = [
     {"_session", "_subscriptions"},
     {"_server", "_skills"},
     {"_pool"},
-    {"_portal"},
+    {"_portal", "_tenants"},
     {"_toolset", "_openai", "_loader", "_cli", "__main__", "__init__", "compat"},
 ]
 

@@ -42,6 +42,7 @@ if _TYPE_CHECKING:
     from ._auth import MemoryTokenStore as MemoryTokenStore
     from ._auth import OAuth as OAuth
     from ._auth import TokenStore as TokenStore
+    from ._auth import WorkloadIdentity as WorkloadIdentity
     from ._config import InProcessServer as InProcessServer
     from ._config import Limits as Limits
     from ._config import ReconnectPolicy as ReconnectPolicy
@@ -74,6 +75,8 @@ if _TYPE_CHECKING:
     from ._subscriptions import BlockingResourceSubscription as BlockingResourceSubscription
     from ._subscriptions import ResourceSubscription as ResourceSubscription
     from ._subscriptions import ResourceUpdate as ResourceUpdate
+    from ._tenants import TenantPools as TenantPools
+    from ._tenants import serve_tenant_pools as serve_tenant_pools
     from ._toolset import BlockingToolset as BlockingToolset
     from ._toolset import OfferedTool as OfferedTool
     from ._toolset import ToolConfig as ToolConfig
@@ -126,6 +129,7 @@ __all__ = [
     "StdioServer",
     "StreamableHttpServer",
     "TemplateError",
+    "TenantPools",
     "TokenStore",
     "ToolCall",
     "ToolCallTimeout",
@@ -133,6 +137,7 @@ __all__ = [
     "Toolset",
     "UnknownServerError",
     "UnknownToolError",
+    "WorkloadIdentity",
     "__version__",
     "accept_with_defaults",
     "load_servers",
@@ -140,6 +145,7 @@ __all__ = [
     "result_text",
     "run_tool_loop",
     "serve_mcp_pool",
+    "serve_tenant_pools",
     "shutdown_all",
     "start_portal",
     "to_anthropic_tool",
@@ -156,6 +162,7 @@ _LAZY = {
     "MemoryTokenStore": "_auth",
     "OAuth": "_auth",
     "TokenStore": "_auth",
+    "WorkloadIdentity": "_auth",
     "InProcessServer": "_config",
     "Limits": "_config",
     "ReconnectPolicy": "_config",
@@ -188,6 +195,8 @@ _LAZY = {
     "BlockingResourceSubscription": "_subscriptions",
     "ResourceSubscription": "_subscriptions",
     "ResourceUpdate": "_subscriptions",
+    "TenantPools": "_tenants",
+    "serve_tenant_pools": "_tenants",
     "BlockingToolset": "_toolset",
     "OfferedTool": "_toolset",
     "ToolConfig": "_toolset",

@@ -44,10 +44,12 @@ from mcp.client.auth.extensions.client_credentials import (
     ClientCredentialsOAuthProvider,
     PrivateKeyJWTOAuthProvider,
     SignedJWTParameters,
+    static_assertion_provider,
 )
 from mcp.client.auth.oauth2 import OAuthContext
-from mcp.client.auth.utils import is_valid_client_metadata_url, union_scopes
+from mcp.client.auth.utils import is_valid_client_metadata_url, issuers_match, union_scopes
 from mcp.shared.auth import (
+    JWT_BEARER_GRANT_TYPE,
     AuthorizationCodeResult,
     OAuthClientInformationFull,
     OAuthClientMetadata,
@@ -70,6 +72,7 @@ __all__ = [
     "OAuth",
     "ObservedAuth",
     "TokenStore",
+    "WorkloadIdentity",
     "auth_from_mapping",
     "authorization_failed",
     "build_auth",
@@ -943,6 +946,123 @@ class ClientCredentials(AuthConfig):
         return provider
 
 
+class _JwtBearerProvider(OAuthClientProvider):
+    """The RFC 7523 jwt-bearer grant (workload identity federation, SEP-1933).
+
+    Like the SDK's client credentials providers — a fixed client, no registration, no
+    person — but the token request presents the workload's JWT *as the grant*.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        storage: _Credentials,
+        client_id: str,
+        assertion: Callable[[str], Awaitable[str]],
+        scope: str | None,
+        issuer: str | None,
+    ) -> None:
+        super().__init__(
+            url,
+            OAuthClientMetadata(
+                redirect_uris=None,
+                grant_types=[JWT_BEARER_GRANT_TYPE],
+                token_endpoint_auth_method="none",
+                scope=scope,
+            ),
+            storage,
+        )
+        self._assertion = assertion
+        self._issuer = issuer
+        self._fixed_client_info = OAuthClientInformationFull(
+            redirect_uris=None,
+            client_id=client_id,
+            grant_types=[JWT_BEARER_GRANT_TYPE],
+            token_endpoint_auth_method="none",
+            scope=scope,
+        )
+
+    async def _initialize(self) -> None:
+        self.context.current_tokens = await self.context.storage.get_tokens()
+        self.context.client_info = self._fixed_client_info
+        self._initialized = True
+
+    def _select_authorization_server(self, advertised: list[str]) -> str:
+        if self._issuer is not None:
+            for server in advertised:
+                if issuers_match(server, self._issuer):
+                    return server
+        return advertised[0]
+
+    async def _perform_authorization(self) -> httpx2.Request:
+        metadata = self.context.oauth_metadata
+        if self._issuer is not None and (
+            metadata is None or not issuers_match(str(metadata.issuer), self._issuer)
+        ):
+            raise _FlowFailed(
+                f"the server's authorization server is not the configured issuer {self._issuer}"
+            )
+        audience = (
+            str(metadata.issuer) if metadata is not None else (self._issuer or self._get_token_endpoint())
+        )
+        data = {
+            "grant_type": JWT_BEARER_GRANT_TYPE,
+            "assertion": await self._assertion(audience),
+            "client_id": self._fixed_client_info.client_id,
+        }
+        if self.context.should_include_resource_param(self.context.protocol_version):
+            data["resource"] = self.context.get_resource_url()
+        if self.context.client_metadata.scope:
+            data["scope"] = self.context.client_metadata.scope
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return httpx2.Request("POST", self._get_token_endpoint(), data=data, headers=headers)
+
+
+def _check_assertion(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (isinstance(value, str) and value) and not callable(value):
+        raise ConfigError(
+            "assertion must be a JWT (a string, may be a ${name} template) or an async function"
+        )
+
+
+@attrs.frozen
+class WorkloadIdentity(AuthConfig):
+    """The JWT-bearer grant, for workloads whose platform vouches for them (SEP-1933).
+
+    The token request presents ``assertion`` — a JWT from the workload's identity
+    provider (a cloud's metadata service, a Kubernetes service account token) — as the
+    authorization grant (RFC 7523 §2.1); there is no client secret. ``assertion`` is the
+    JWT itself (a string, which may be a ``${name}`` template) or an async function of
+    the audience (the authorization server's issuer) returning a fresh one. A refused
+    grant is reported, not retried with another.
+    """
+
+    client_id: str = attrs.field(validator=_optional_str)
+    assertion: str | Callable[[str], Awaitable[str]] = attrs.field(validator=_check_assertion, repr=_hidden)
+    scopes: tuple[str, ...] = attrs.field(default=(), converter=_to_scopes, validator=_check_scopes)
+    #: The authorization server's issuer identifier (strongly advised).
+    issuer: str | None = attrs.field(default=None, validator=_optional_str)
+    token_store: TokenStore | None = attrs.field(default=None, validator=_check_store)
+
+    def build(self, server: str, url: str, variables: Mapping[str, str]) -> httpx2.Auth:
+        static = self.assertion if isinstance(self.assertion, str) else None
+        fields = _render(server, {"client_id": self.client_id, "assertion": static}, variables)
+        client_id, jwt = fields["client_id"], fields["assertion"]
+        assert client_id is not None
+        assertion: Callable[[str], Awaitable[str]]
+        if jwt is not None:
+            assertion = static_assertion_provider(jwt)
+        else:
+            assert callable(self.assertion)
+            assertion = self.assertion
+        storage = _Credentials(self.token_store or MemoryTokenStore(), token_key(url))
+        provider = _JwtBearerProvider(
+            url, storage, client_id, assertion, " ".join(self.scopes) or None, self.issuer
+        )
+        storage.context = provider.context
+        return provider
+
+
 # -- config files ---------------------------------------------------------------------------
 
 _OAUTH_KEYS = frozenset(
@@ -953,7 +1073,12 @@ _CLIENT_CREDENTIALS_KEYS = frozenset(
     {"type", "client_id", "client_secret", "method", "private_key", "signing_algorithm", "scopes"}
     | {"issuer", "token_dir"}
 )
-_AUTH_TYPES = {"oauth": _OAUTH_KEYS, "client_credentials": _CLIENT_CREDENTIALS_KEYS}
+_WORKLOAD_IDENTITY_KEYS = frozenset({"type", "client_id", "assertion", "scopes", "issuer", "token_dir"})
+_AUTH_TYPES = {
+    "oauth": _OAUTH_KEYS,
+    "client_credentials": _CLIENT_CREDENTIALS_KEYS,
+    "workload_identity": _WORKLOAD_IDENTITY_KEYS,
+}
 
 
 def auth_from_mapping(entry: Mapping[str, Any], placeholders: Callable[[str], str]) -> AuthConfig:
@@ -970,7 +1095,7 @@ def auth_from_mapping(entry: Mapping[str, Any], placeholders: Callable[[str], st
     kind = str(entry.get("type", "")).lower().replace("-", "_")
     allowed = _AUTH_TYPES.get(kind)
     if allowed is None:
-        raise ConfigError("field 'auth' needs a 'type': 'oauth' or 'client_credentials'")
+        raise ConfigError("field 'auth' needs a 'type': 'oauth', 'client_credentials' or 'workload_identity'")
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise ConfigError(f"field 'auth' ({kind}) does not take {', '.join(map(repr, unknown))}")
@@ -987,7 +1112,11 @@ def auth_from_mapping(entry: Mapping[str, Any], placeholders: Callable[[str], st
     if kind == "oauth":
         return OAuth(**options)
     if "client_id" not in options:
-        raise ConfigError("a client_credentials auth needs a 'client_id'")
+        raise ConfigError(f"a {kind} auth needs a 'client_id'")
+    if kind == "workload_identity":
+        if "assertion" not in options:
+            raise ConfigError("a workload_identity auth needs an 'assertion' (the JWT, e.g. ${env:TOKEN})")
+        return WorkloadIdentity(**options)
     return ClientCredentials(**options)
 
 
@@ -995,6 +1124,6 @@ def store_of(auth: AuthConfig) -> TokenStore:
     """Where ``auth`` keeps its tokens."""
     if isinstance(auth, OAuth):
         return auth.token_store or FileTokenStore()
-    if isinstance(auth, ClientCredentials):
+    if isinstance(auth, ClientCredentials | WorkloadIdentity):
         return auth.token_store or MemoryTokenStore()
     raise TypeError(type(auth).__name__)

@@ -9,7 +9,8 @@ The ``auth/*`` scenarios authorize with the SDK's own OAuth providers, exactly a
 raw SDK client (``sdk_client.py``) builds them, passed to the pool as ``auth=``; with
 ``--own-auth`` (``run.py --client pool-own-auth``) they use trio-mcp's own configs
 instead — :class:`trio_mcp.OAuth` with its loopback receiver, and
-:class:`trio_mcp.ClientCredentials` — where it has one for the scenario.
+:class:`trio_mcp.ClientCredentials` — where it has one for the scenario. Where the SDK
+has no provider (workload identity), both use trio-mcp's (:class:`trio_mcp.WorkloadIdentity`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import trio_mcp
 
 SERVER = "conformance"
 OWN_AUTH = "--own-auth" in sys.argv[1:-1]
+# Scenarios the SDK has no provider for: trio-mcp's own config, whichever client this is.
+NO_SDK_PROVIDER = frozenset({"auth/wif-jwt-bearer"})
 # Well inside the suite's own per-scenario timeout, so a hang reports as our error.
 DEADLINE = 25.0
 
@@ -85,6 +88,8 @@ async def own_auth_for(run: Run) -> Any:
             private_key=context["private_key_pem"],
             signing_algorithm=context.get("signing_algorithm", "ES256"),
         )
+    if run.scenario == "auth/wif-jwt-bearer":
+        return trio_mcp.WorkloadIdentity(context["client_id"], assertion=context["valid_jwt"])
     if run.scenario == "auth/enterprise-managed-authorization":
         return await oauth_for(run)  # SEP-990: only the SDK's provider does it
     return trio_mcp.OAuth(
@@ -101,7 +106,7 @@ async def run_through_pool(run: Run) -> None:
     with trio.fail_after(DEADLINE):
         if not run.scenario.startswith("auth/"):
             auth = None
-        elif OWN_AUTH:
+        elif OWN_AUTH or run.scenario in NO_SDK_PROVIDER:
             auth = await own_auth_for(run)
         else:
             auth = await oauth_for(run)

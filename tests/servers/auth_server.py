@@ -11,15 +11,18 @@ ephemeral one; printed as ``PORT <n>``). One process on 127.0.0.1 plays both par
 - the **authorization server** (written here, small and strict; its endpoints are under
   ``/oauth/``, so a client that guesses ``/token`` instead of reading the metadata
   fails): RFC 8414 metadata, dynamic registration, ``/oauth/authorize`` (no login page:
-  it approves at once as the configured subject, or answers ``access_denied``),
+  it approves at once as the ``login_hint``, else the configured subject, or answers
+  ``access_denied``),
   ``/oauth/token`` for the ``authorization_code`` (PKCE S256 checked), ``refresh_token``
-  (rotated) and ``client_credentials`` grants, with ``client_secret_basic``,
+  (rotated), ``client_credentials`` and jwt-bearer (RFC 7523 §2.1: a workload's JWT
+  as the grant, verified against ``AUTH_JWT_PUBLIC_KEY``) grants, with ``client_secret_basic``,
   ``client_secret_post``, ``private_key_jwt`` (verified against ``AUTH_JWT_PUBLIC_KEY``)
   or no client authentication (public clients).
 
 Pre-registered clients: :data:`MACHINE_ID` / :data:`MACHINE_SECRET` (client
 credentials), :data:`JWT_MACHINE_ID` (client credentials with ``private_key_jwt``) and
-:data:`APP_ID` (a public client for the authorization code flow, any loopback redirect).
+:data:`APP_ID` (a public client for the authorization code flow, any loopback redirect)
+and :data:`WORKLOAD_ID` (a public client for the jwt-bearer grant).
 
 Test hooks: ``GET /admin/stats`` counts what happened (authorizations, grants,
 registrations, MCP requests per client); ``POST /admin/config`` takes JSON
@@ -51,6 +54,9 @@ MACHINE_SECRET = "machine-secret-b7f1e0c4"  # a test credential
 JWT_MACHINE_ID = "jwt-machine"
 #: Pre-registered public client for the authorization code flow.
 APP_ID = "app"
+#: Pre-registered public client for the jwt-bearer grant (workload identity).
+WORKLOAD_ID = "workload"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 SCOPE = "mcp"
 
 
@@ -76,6 +82,7 @@ class Store:
                 "grants": ["authorization_code", "refresh_token"],
                 "redirects": "loopback",
             },
+            WORKLOAD_ID: {"secret": None, "grants": [JWT_BEARER], "redirects": None},
         }
         self.codes: dict[str, dict[str, Any]] = {}
         self.access: dict[str, dict[str, Any]] = {}
@@ -173,7 +180,12 @@ def build_app(port: int) -> Any:
                 "token_endpoint": f"{issuer}/oauth/token",
                 "registration_endpoint": f"{issuer}/oauth/register",
                 "response_types_supported": ["code"],
-                "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+                "grant_types_supported": [
+                    "authorization_code",
+                    "refresh_token",
+                    "client_credentials",
+                    JWT_BEARER,
+                ],
                 "token_endpoint_auth_methods_supported": [
                     "none",
                     "client_secret_basic",
@@ -234,7 +246,7 @@ def build_app(port: int) -> Any:
                 "redirect_uri": redirect_uri,
                 "challenge": query["code_challenge"],
                 "scope": query.get("scope") or SCOPE,
-                "subject": store.subject,
+                "subject": query.get("login_hint") or store.subject,
             }
             answer["code"] = code
         return RedirectResponse(f"{redirect_uri}?{urlencode(answer)}", status_code=302)
@@ -292,6 +304,16 @@ def build_app(port: int) -> Any:
             return JSONResponse(store.issue(client_id, old["scope"], old["subject"], refresh=True))
         if grant == "client_credentials":
             return JSONResponse(store.issue(client_id, str(form.get("scope") or SCOPE), None, refresh=False))
+        if grant == JWT_BEARER:
+            assertion = str(form.get("assertion", ""))
+            store.secrets.add(assertion)
+            try:
+                claims = jwt.decode(
+                    assertion, public_key, algorithms=["ES256"], audience=[issuer, f"{issuer}/"]
+                )
+            except jwt.PyJWTError:
+                return oauth_error("invalid_grant")
+            return JSONResponse(store.issue(client_id, SCOPE, claims.get("sub"), refresh=False))
         return oauth_error("unsupported_grant_type")
 
     async def stats(request: Request) -> Response:
