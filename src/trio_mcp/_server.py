@@ -395,6 +395,9 @@ class ServerSlot:
                     await self._watch_health(live, interval)
                 if not self.closing:
                     logger.warning("server %r: session lost; the next call reconnects", self.name)
+        except Exception:
+            if not started:
+                raise
             # After start, a failure while closing must not take the pool down.
             logger.debug("server %r: error while closing the session", self.name, exc_info=True)
         finally:
