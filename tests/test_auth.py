@@ -7,7 +7,9 @@ authorization code flow with PKCE, refresh tokens and client credentials, all re
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import io
 import json
 import logging
@@ -16,7 +18,7 @@ import stat
 import sys
 import time
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -722,3 +724,60 @@ async def test_a_refused_workload_jwt_is_reported_not_retried(auth_server: AuthS
     with pytest.raises(trio_mcp.AuthorizationError, match="invalid_grant"):
         await whoami(config)
     assert (await auth_server.admin("stats"))[f"grant:{JWT_BEARER}"] == 1
+
+
+# -- DPoP (the conformance suite's auth/dpop and auth/dpop-nonce check it against a server) ---
+
+
+class _TokenedFlow(httpx2.Auth):
+    """A stand-in flow: one token request, then the request with a Bearer token."""
+
+    async def async_auth_flow(  # noqa: ASYNC900 (httpx2 auth flows are async generators)
+        self, request: httpx2.Request
+    ) -> AsyncIterator[httpx2.Request]:
+        token = httpx2.Request(
+            "POST", "https://as.example/token?x=1", data={"grant_type": "client_credentials"}
+        )
+        answer = yield token
+        assert answer.json()["token_type"] == "Bearer"  # what the SDK's flows understand
+        request.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+        yield request
+
+
+async def test_dpop_proofs_bind_token_requests_and_tokens() -> None:
+    from trio_mcp._auth import _Credentials, _DPoP
+
+    store = trio_mcp.MemoryTokenStore()
+    dpop = _DPoP(_TokenedFlow(), _Credentials(store, "https://mcp.example/mcp"))
+    request = httpx2.Request("POST", "https://mcp.example/mcp?q=1", json={})
+    flow = dpop.async_auth_flow(request)
+    token_request = await flow.__anext__()
+    proof = token_request.headers["DPoP"]
+    header = jwt.get_unverified_header(proof)
+    assert header["typ"] == "dpop+jwt" and header["alg"] == "ES256" and header["jwk"]["crv"] == "P-256"
+    key = jwt.PyJWK(header["jwk"]).key
+    claims = jwt.decode(proof, key, algorithms=["ES256"])
+    assert (claims["htm"], claims["htu"]) == ("POST", "https://as.example/token") and "ath" not in claims
+    # The authorization server wants a nonce first: the token request goes again, with it.
+    retry = await flow.asend(
+        httpx2.Response(
+            400, json={"error": "use_dpop_nonce"}, headers={"DPoP-Nonce": "n1"}, request=token_request
+        )
+    )
+    assert retry is token_request
+    again = jwt.decode(retry.headers["DPoP"], key, algorithms=["ES256"])
+    assert again["nonce"] == "n1" and again["jti"] != claims["jti"]
+    sent = await flow.asend(
+        httpx2.Response(200, json={"access_token": "tok-1", "token_type": "DPoP"}, request=token_request)
+    )
+    assert sent is request and request.headers["Authorization"] == "DPoP tok-1"
+    bound = jwt.decode(request.headers["DPoP"], key, algorithms=["ES256"])
+    assert bound["htu"] == "https://mcp.example/mcp" and bound["htm"] == "POST"
+    assert bound["ath"] == base64.urlsafe_b64encode(hashlib.sha256(b"tok-1").digest()).decode().rstrip("=")
+    with pytest.raises(StopAsyncIteration):
+        await flow.asend(httpx2.Response(200, json={}, request=request))
+    # The key is kept beside the tokens it binds: after a restart, the same key.
+    await dpop._credentials._save()  # as set_tokens does
+    restarted = _DPoP(_TokenedFlow(), _Credentials(store, "https://mcp.example/mcp"))
+    await restarted._load_key()
+    assert restarted._jwk == header["jwk"]

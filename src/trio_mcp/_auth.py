@@ -16,6 +16,7 @@ every flow inside :class:`ObservedAuth`, which does three things the bare flow d
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import json
@@ -26,6 +27,7 @@ import re
 import secrets
 import socket
 import sys
+import time
 import warnings
 import webbrowser
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterator, Mapping
@@ -38,7 +40,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import httpx2
+import jwt as pyjwt
 import trio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import (
     ClientCredentialsOAuthProvider,
@@ -753,7 +758,160 @@ class _OAuthProvider(OAuthClientProvider):
         return AuthorizationCodeResult(code=params["code"], state=params.get("state"), iss=params.get("iss"))
 
 
+# -- DPoP: sender-constrained tokens (RFC 9449, SEP-1932) ------------------------------------
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _origin_of(url: httpx2.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _is_token_request(request: httpx2.Request) -> bool:
+    """A request to a token endpoint (a form POST with a grant type)."""
+    return (
+        request.method == "POST"
+        and request.headers.get("content-type", "").startswith(_FORM)
+        and b"grant_type=" in request.content
+    )
+
+
+def _asks_for_nonce(response: httpx2.Response) -> bool:
+    if response.status_code == 401:
+        return challenge_parameter(response.headers.get("www-authenticate"), "error") == "use_dpop_nonce"
+    if response.status_code == 400:
+        try:
+            return bool(response.json().get("error") == "use_dpop_nonce")
+        except (ValueError, AttributeError):
+            return False
+    return False
+
+
+class _DPoP(httpx2.Auth):
+    """Binds the tokens of ``inner`` to a key of this client's (RFC 9449).
+
+    Every token request carries a proof (so the token issued is bound to the key), and
+    every request presenting a token uses the ``DPoP`` scheme with a fresh proof naming
+    the token's hash. A ``use_dpop_nonce`` answer, from the authorization server or the
+    MCP server, is retried once with the nonce it supplies; nonces are kept per origin.
+    The key (P-256) is kept in the token store record beside the tokens it binds, so a
+    restart presents them with the same key.
+    """
+
+    requires_response_body = True
+
+    def __init__(self, inner: httpx2.Auth, credentials: _Credentials | None = None) -> None:
+        self._inner = inner
+        self._credentials = credentials
+        self._key: ec.EllipticCurvePrivateKey | None = None
+        self._jwk: dict[str, str] = {}
+        self._nonces: dict[str, str] = {}
+
+    async def _load_key(self) -> None:
+        """The key: kept with the tokens it binds (as secret as they are), else a new one."""
+        record = await self._credentials.record() if self._credentials is not None else {}
+        stored = record.get("dpop_key")
+        key = None
+        if isinstance(stored, str):
+            loaded = serialization.load_pem_private_key(stored.encode(), password=None)
+            key = loaded if isinstance(loaded, ec.EllipticCurvePrivateKey) else None
+        if key is None:
+            key = ec.generate_private_key(ec.SECP256R1())
+            # Saved with the next tokens (the record is written whole).
+            record["dpop_key"] = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
+        numbers = key.public_key().public_numbers()
+        self._jwk = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64url(numbers.x.to_bytes(32, "big")),
+            "y": _b64url(numbers.y.to_bytes(32, "big")),
+        }
+        self._key = key
+
+    def sync_auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        raise RuntimeError("the pool drives authorization flows asynchronously")
+
+    def _proof(self, request: httpx2.Request, token: str | None) -> str:
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": request.method,
+            "htu": str(request.url.copy_with(query=None, fragment=None)),
+            "iat": int(time.time()),
+        }
+        nonce = self._nonces.get(_origin_of(request.url))
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if token is not None:
+            claims["ath"] = _b64url(hashlib.sha256(token.encode()).digest())
+        assert self._key is not None
+        return pyjwt.encode(
+            claims, self._key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": self._jwk}
+        )
+
+    def _prove(self, request: httpx2.Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() in ("bearer", "dpop") and token:
+            request.headers["Authorization"] = f"DPoP {token}"
+            request.headers["DPoP"] = self._proof(request, token)
+        elif _is_token_request(request):
+            request.headers["DPoP"] = self._proof(request, None)
+
+    async def async_auth_flow(  # noqa: ASYNC900 (httpx2 auth flows are async generators)
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        if self._key is None:
+            await self._load_key()
+        flow = self._inner.async_auth_flow(request)
+        try:
+            outgoing = await flow.__anext__()
+            while True:
+                self._prove(outgoing)
+                response = yield outgoing
+                await response.aread()
+                nonce = response.headers.get("dpop-nonce")
+                if nonce:
+                    self._nonces[_origin_of(outgoing.url)] = nonce
+                    if _asks_for_nonce(response):
+                        self._prove(outgoing)  # a fresh proof, with the nonce
+                        response = yield outgoing
+                        await response.aread()
+                if _is_token_request(outgoing):
+                    response = _as_bearer(response)
+                try:
+                    outgoing = await flow.asend(response)
+                except StopAsyncIteration:
+                    return
+        finally:
+            await flow.aclose()
+
+
+def _as_bearer(response: httpx2.Response) -> httpx2.Response:
+    """A DPoP token response, as the flow underneath understands it (it knows only Bearer)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response
+    if not isinstance(body, dict) or str(body.get("token_type", "")).lower() != "dpop":
+        return response
+    headers = {
+        k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")
+    }
+    return httpx2.Response(
+        response.status_code, headers=headers, json={**body, "token_type": "Bearer"}, request=response.request
+    )
+
+
 # -- trio-mcp's own configs ------------------------------------------------------------------
+
+
+def _bound(dpop: bool, provider: httpx2.Auth, credentials: _Credentials) -> httpx2.Auth:
+    return _DPoP(provider, credentials) if dpop else provider
 
 
 def _hidden(value: object) -> str:
@@ -852,12 +1010,15 @@ class OAuth(AuthConfig):
     interactive: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     #: How long a person has to log in (seconds); connect and call deadlines stop meanwhile.
     login_timeout: float = attrs.field(default=300.0, validator=_check_seconds)
+    #: Bind the tokens to a key of this client's (DPoP, RFC 9449).
+    dpop: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def build(self, server: str, url: str, variables: Mapping[str, str]) -> httpx2.Auth:
         fields = _render(
             server, {"client_id": self.client_id, "client_secret": self.client_secret}, variables
         )
-        return _OAuthProvider(self, url, fields["client_id"], fields["client_secret"])
+        provider = _OAuthProvider(self, url, fields["client_id"], fields["client_secret"])
+        return _bound(self.dpop, provider, provider._credentials)
 
 
 def _check_method(_inst: object, _attribute: attrs.Attribute[Any], value: str) -> None:
@@ -893,6 +1054,8 @@ class ClientCredentials(AuthConfig):
     issuer: str | None = attrs.field(default=None, validator=_optional_str)
     #: Where tokens are kept; in memory by default (a machine just asks again).
     token_store: TokenStore | None = attrs.field(default=None, validator=_check_store)
+    #: Bind the tokens to a key of this client's (DPoP, RFC 9449).
+    dpop: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         if self.method == "private_key_jwt":
@@ -943,7 +1106,7 @@ class ClientCredentials(AuthConfig):
                     issuer=self.issuer,
                 )
         storage.context = provider.context
-        return provider
+        return _bound(self.dpop, provider, storage)
 
 
 class _JwtBearerProvider(OAuthClientProvider):
@@ -1043,6 +1206,8 @@ class WorkloadIdentity(AuthConfig):
     #: The authorization server's issuer identifier (strongly advised).
     issuer: str | None = attrs.field(default=None, validator=_optional_str)
     token_store: TokenStore | None = attrs.field(default=None, validator=_check_store)
+    #: Bind the tokens to a key of this client's (DPoP, RFC 9449).
+    dpop: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def build(self, server: str, url: str, variables: Mapping[str, str]) -> httpx2.Auth:
         static = self.assertion if isinstance(self.assertion, str) else None
@@ -1060,20 +1225,22 @@ class WorkloadIdentity(AuthConfig):
             url, storage, client_id, assertion, " ".join(self.scopes) or None, self.issuer
         )
         storage.context = provider.context
-        return provider
+        return _bound(self.dpop, provider, storage)
 
 
 # -- config files ---------------------------------------------------------------------------
 
 _OAUTH_KEYS = frozenset(
     {"type", "scopes", "client_id", "client_secret", "client_metadata_url", "client_name"}
-    | {"redirect_uri", "interactive", "login_timeout", "token_dir"}
+    | {"redirect_uri", "interactive", "login_timeout", "token_dir", "dpop"}
 )
 _CLIENT_CREDENTIALS_KEYS = frozenset(
     {"type", "client_id", "client_secret", "method", "private_key", "signing_algorithm", "scopes"}
-    | {"issuer", "token_dir"}
+    | {"issuer", "token_dir", "dpop"}
 )
-_WORKLOAD_IDENTITY_KEYS = frozenset({"type", "client_id", "assertion", "scopes", "issuer", "token_dir"})
+_WORKLOAD_IDENTITY_KEYS = frozenset(
+    {"type", "client_id", "assertion", "scopes", "issuer", "token_dir", "dpop"}
+)
 _AUTH_TYPES = {
     "oauth": _OAUTH_KEYS,
     "client_credentials": _CLIENT_CREDENTIALS_KEYS,

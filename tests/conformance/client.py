@@ -10,7 +10,7 @@ raw SDK client (``sdk_client.py``) builds them, passed to the pool as ``auth=``;
 ``--own-auth`` (``run.py --client pool-own-auth``) they use trio-mcp's own configs
 instead — :class:`trio_mcp.OAuth` with its loopback receiver, and
 :class:`trio_mcp.ClientCredentials` — where it has one for the scenario. Where the SDK
-has no provider (workload identity), both use trio-mcp's (:class:`trio_mcp.WorkloadIdentity`).
+has no provider (workload identity, DPoP), both use trio-mcp's.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import trio_mcp
 SERVER = "conformance"
 OWN_AUTH = "--own-auth" in sys.argv[1:-1]
 # Scenarios the SDK has no provider for: trio-mcp's own config, whichever client this is.
-NO_SDK_PROVIDER = frozenset({"auth/wif-jwt-bearer"})
+NO_SDK_PROVIDER = frozenset({"auth/wif-jwt-bearer", "auth/dpop", "auth/dpop-nonce"})
 # Well inside the suite's own per-scenario timeout, so a hang reports as our error.
 DEADLINE = 25.0
 
@@ -98,6 +98,7 @@ async def own_auth_for(run: Run) -> Any:
         client_metadata_url=CLIENT_METADATA_URL,
         open_url=browse,
         token_store=trio_mcp.MemoryTokenStore(),
+        dpop=run.scenario.startswith("auth/dpop"),
     )
 
 
