@@ -88,6 +88,8 @@ __all__ = [
     "pausable_deadline",
     "store_of",
     "token_key",
+    "track_pauses",
+    "untrack_pauses",
     "waiting_for_a_person",
 ]
 
@@ -330,6 +332,19 @@ class _Clock:
             self._scope.deadline = trio.current_time() + self._budget
 
 
+def track_pauses(scope: trio.CancelScope) -> Token[tuple[_Clock, ...]]:
+    """Let a login stop ``scope``'s deadline from now on (see :func:`waiting_for_a_person`).
+
+    The clock reaches the login through the context of the requests sent meanwhile;
+    pass the token to :func:`untrack_pauses` when the scope is done.
+    """
+    return _clocks.set((*_clocks.get(), _Clock(scope)))
+
+
+def untrack_pauses(token: Token[tuple[_Clock, ...]]) -> None:
+    _clocks.reset(token)
+
+
 class pausable_deadline:  # used like the trio function it stands for
     """``trio.move_on_after(seconds)``, whose clock stops while a person logs in.
 
@@ -346,7 +361,7 @@ class pausable_deadline:  # used like the trio function it stands for
     def __enter__(self) -> trio.CancelScope:
         self._scope = trio.CancelScope(deadline=trio.current_time() + self._seconds)
         scope = self._scope.__enter__()
-        self._token = _clocks.set((*_clocks.get(), _Clock(scope)))
+        self._token = track_pauses(scope)
         return scope
 
     def __exit__(
@@ -354,7 +369,7 @@ class pausable_deadline:  # used like the trio function it stands for
     ) -> bool:
         assert self._token is not None
         assert self._scope is not None
-        _clocks.reset(self._token)
+        untrack_pauses(self._token)
         return self._scope.__exit__(exc_type, exc, tb)
 
 

@@ -259,15 +259,18 @@ _FAILURES: contextvars.ContextVar[list[HandlerError] | None] = contextvars.Conte
 )
 
 
-@contextmanager
-def watch_handlers() -> Iterator[list[HandlerError]]:
+class watch_handlers:  # a class, not a generator: it is entered around every request
     """Record the handler failures met while answering this task's request."""
-    record: list[HandlerError] = []
-    token = _FAILURES.set(record)
-    try:
-        yield record
-    finally:
-        _FAILURES.reset(token)
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> list[HandlerError]:
+        record: list[HandlerError] = []
+        self._token = _FAILURES.set(record)
+        return record
+
+    def __exit__(self, *exc_info: object) -> None:
+        _FAILURES.reset(self._token)
 
 
 class _BadAnswer(Exception):

@@ -22,7 +22,6 @@ import mcp.types as types
 import trio
 
 from ._arguments import check_meta, check_prompt_arguments, check_string_map, check_text, check_tool_arguments
-from ._auth import pausable_deadline
 from ._config import SERVER_CONFIG_TYPES, ServerConfig
 from ._errors import (
     AuthorizationError,
@@ -185,9 +184,7 @@ class MCPPool:
         transparently. That is decided from the HTTP exchange (see ``watch_http``),
         never from the words of an error message.
         """
-        slot = self._slot(server)
-        with slot.removable():
-            return await self._request_on(slot, server, what, operation, tool=tool)
+        return await self._request_on(self._slot(server), server, what, operation, tool=tool)
 
     async def _request_on(
         self,
@@ -198,63 +195,61 @@ class MCPPool:
         *,
         tool: str | None = None,
     ) -> T:
-        slot.check_capacity()
         started = time.perf_counter()
+        limiter = slot.limiter
         try:
-            async with slot.limiter:
-                for first_try in (True, False):
-                    live = slot.live
-                    if live is None or live.lost.is_set():
-                        live = await slot.connected()
-                    with (
-                        # The call timeout measures the server: it stops while a person logs in.
-                        pausable_deadline(slot.call_timeout),
-                        watch_http() as http,
-                        watch_handlers() as handler_failures,
-                    ):
-                        try:
-                            result = await operation(live)
-                        except MCPPoolError:
-                            raise
-                        except Exception as exc:
-                            if handler_failures:
-                                # It failed because one of our own handlers did: say so.
-                                failure = handler_failures[0]
-                                raise failure from failure.__cause__
-                            if first_try and http.session_rejected:
-                                # The server no longer knows this session (it restarted):
-                                # the request was not run, so a new session sends it again.
-                                live.lost.set()
-                                continue
-                            error = translate_call_error(
-                                exc,
-                                server=server,
-                                what=what,
-                                closing=self.closed,
-                                tool=tool,
-                                # Whatever failed on a session already lost (the SDK raises
-                                # RuntimeError on a client closed under us) is a lost session.
-                                lost=live.lost.is_set(),
-                                http=http,
-                            )
-                            if isinstance(error, ServerDisconnectedError) or http.session_rejected:
-                                live.lost.set()
-                            elif isinstance(error, AuthorizationError) and error.status == 401:
-                                # Its credentials are dead: drop it; the next call
-                                # reconnects (and logs in) after the server's hold.
-                                slot.refused(live, error)
-                            raise error from error.__cause__
+            with slot.request(what) as request:
+                try:
+                    # A free slot is taken without a trip through the scheduler.
+                    limiter.acquire_nowait()
+                except trio.WouldBlock:
+                    slot.check_capacity()
+                    await limiter.acquire()
+                try:
+                    for first_try in (True, False):
+                        live = slot.live
+                        if live is None or live.lost.is_set():
+                            live = await slot.connected()
+                        request.arm()
+                        with watch_http() as http, watch_handlers() as handler_failures:
+                            try:
+                                result = await operation(live)
+                            except MCPPoolError:
+                                raise
+                            except Exception as exc:
+                                if handler_failures:
+                                    # It failed because one of our own handlers did: say so.
+                                    failure = handler_failures[0]
+                                    raise failure from failure.__cause__
+                                if first_try and http.session_rejected:
+                                    # The server no longer knows this session (it restarted):
+                                    # the request was not run, so a new session sends it again.
+                                    live.lost.set()
+                                    request.disarm()
+                                    continue
+                                error = translate_call_error(
+                                    exc,
+                                    server=server,
+                                    what=what,
+                                    closing=self.closed,
+                                    tool=tool,
+                                    # Whatever failed on a session already lost (the SDK raises
+                                    # RuntimeError on a client closed under us) is a lost session.
+                                    lost=live.lost.is_set(),
+                                    http=http,
+                                )
+                                if isinstance(error, ServerDisconnectedError) or http.session_rejected:
+                                    live.lost.set()
+                                elif isinstance(error, AuthorizationError) and error.status == 401:
+                                    # Its credentials are dead: drop it; the next call
+                                    # reconnects (and logs in) after the server's hold.
+                                    slot.refused(live, error)
+                                raise error from error.__cause__
                         slot.record(time.perf_counter() - started, ok=True)
                         return result
-                    if self.closed:
-                        raise PoolClosedError(
-                            f"the pool closed while {what} on server {server!r} was in flight", server=server
-                        )
-                    raise ToolCallTimeout(
-                        f"{what} on server {server!r} did not finish within {slot.call_timeout:g}s (call_timeout)",
-                        server=server,
-                    )
-                raise AssertionError("unreachable")  # pragma: no cover
+                    raise AssertionError("unreachable")  # pragma: no cover
+                finally:
+                    limiter.release()
         except MCPPoolError as error:
             slot.record(0.0, ok=False, timed_out=isinstance(error, ToolCallTimeout))
             raise
@@ -557,7 +552,7 @@ class MCPPool:
 
         async def open_one(slot: ServerSlot) -> None:
             try:
-                with slot.removable():
+                with slot.request("connect"):
                     await slot.connected()
             except MCPPoolError as error:
                 outcomes[slot.name] = error

@@ -25,15 +25,17 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextvars import Token
 from statistics import quantiles
+from types import TracebackType
+from typing import Any
 
 import attrs
 import httpx2
 import trio
 
-from ._auth import build_auth, pausable_deadline
+from ._auth import build_auth, pausable_deadline, track_pauses, untrack_pauses
 from ._config import ReconnectPolicy, ServerConfig
 from ._errors import (
     AuthorizationError,
@@ -43,6 +45,7 @@ from ._errors import (
     ServerOverloadedError,
     ServerRemovedError,
     ServerUnavailableError,
+    ToolCallTimeout,
 )
 from ._handlers import Handlers, ServerHandlers
 from ._headers import render_config
@@ -50,7 +53,7 @@ from ._session import LiveSession, open_live_session
 from ._shared import SharedOutcome
 from ._translate import translate_connect_error
 
-__all__ = ["Reconnector", "ServerSlot", "ServerState", "ServerStatistics"]
+__all__ = ["Reconnector", "Request", "ServerSlot", "ServerState", "ServerStatistics"]
 
 logger = logging.getLogger("trio_mcp")
 
@@ -486,28 +489,11 @@ class ServerSlot:
             return ServerRemovedError(f"server {self.name!r} was removed from the pool", server=self.name)
         return PoolClosedError(f"the pool is closed; server {self.name!r} {what}", server=self.name)
 
-    @contextmanager
-    def removable(self) -> Iterator[None]:
-        """Around each request: once :meth:`retire` is called it fails with :class:`ServerRemovedError`.
-
-        Waiting or in flight, the request is cancelled (so the server is told to cancel
-        it); an error it raised because its session closed under it is reported as the
-        removal it was.
-        """
+    def request(self, what: str) -> Request:
+        """The scope of one request on this server (see :class:`Request`)."""
         if self._removed:
             raise self._closed_error("is not served")
-        with trio.CancelScope() as scope:
-            self._requests.add(scope)
-            try:
-                yield
-            except MCPPoolError as error:
-                if not self._removed:
-                    raise
-                raise self._closed_error("is not served") from error
-            finally:
-                self._requests.discard(scope)
-        if scope.cancelled_caught:
-            raise self._closed_error("is not served")
+        return Request(self, what)
 
     async def retire(self) -> None:
         """Stop serving this server for good (the pool already forgot its name).
@@ -527,3 +513,65 @@ class ServerSlot:
         if finished is not None:
             await finished.wait()
         logger.info("server %r: removed from the pool", self.name)
+
+
+class Request:
+    """One request's stay on a server: a single cancel scope for removal and deadline.
+
+    Entered around everything the request does (waiting for capacity, connecting,
+    the exchange). Once :meth:`retire` is called the request fails with
+    :class:`ServerRemovedError`, waiting or in flight (so the server is told to cancel
+    it), and an error it raised because its session closed under it is reported as
+    the removal it was. While armed, the server's ``call_timeout`` bounds it: the
+    clock measures the server, so it starts once a session is at hand and stops
+    while a person logs in. A class rather than two nested scopes: it is entered
+    around every call.
+    """
+
+    __slots__ = ("_pauses", "_scope", "_slot", "_what")
+
+    def __init__(self, slot: ServerSlot, what: str) -> None:
+        self._slot = slot
+        self._what = what
+        self._scope = trio.CancelScope()
+        self._pauses: Token[Any] | None = None
+
+    def __enter__(self) -> Request:
+        self._scope.__enter__()
+        self._slot._requests.add(self._scope)
+        return self
+
+    def arm(self) -> None:
+        """Start the call deadline (a session is at hand)."""
+        slot = self._slot
+        self._scope.deadline = trio.current_time() + slot.call_timeout
+        if slot._auth is not None and self._pauses is None:
+            self._pauses = track_pauses(self._scope)
+
+    def disarm(self) -> None:
+        """Stop the call deadline (before waiting for another session)."""
+        self._scope.deadline = math.inf
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        slot = self._slot
+        slot._requests.discard(self._scope)
+        if self._pauses is not None:
+            untrack_pauses(self._pauses)
+        self._scope.__exit__(exc_type, exc, tb)  # raises what it does not swallow
+        if not self._scope.cancelled_caught:
+            if isinstance(exc, MCPPoolError) and slot._removed:
+                raise slot._closed_error("is not served") from exc
+            return
+        # Our own scope ended the request: removal, the pool closing, or the deadline.
+        if slot._removed:
+            raise slot._closed_error("is not served") from None
+        if slot.pool_closing.is_set():
+            raise PoolClosedError(
+                f"the pool closed while {self._what} on server {slot.name!r} was in flight", server=slot.name
+            ) from None
+        raise ToolCallTimeout(
+            f"{self._what} on server {slot.name!r} did not finish within {slot.call_timeout:g}s (call_timeout)",
+            server=slot.name,
+        ) from None

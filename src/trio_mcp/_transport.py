@@ -20,8 +20,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
@@ -71,15 +71,18 @@ class HttpOutcome:
 _current_outcome: ContextVar[HttpOutcome | None] = ContextVar("trio_mcp_http_outcome", default=None)
 
 
-@contextmanager
-def watch_http() -> Iterator[HttpOutcome]:
+class watch_http:  # a class, not a generator: it is entered around every request
     """Collect, for the requests this task sends meanwhile, what the HTTP layer saw."""
-    outcome = HttpOutcome()
-    token = _current_outcome.set(outcome)
-    try:
-        yield outcome
-    finally:
-        _current_outcome.reset(token)
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> HttpOutcome:
+        outcome = HttpOutcome()
+        self._token = _current_outcome.set(outcome)
+        return outcome
+
+    def __exit__(self, *exc_info: object) -> None:
+        _current_outcome.reset(self._token)
 
 
 async def _answers_request(response: httpx2.Response) -> bool:
