@@ -73,6 +73,7 @@ __all__ = [
     "AuthConfig",
     "ClientCredentials",
     "FileTokenStore",
+    "HasDeadline",
     "MemoryTokenStore",
     "OAuth",
     "ObservedAuth",
@@ -310,12 +311,18 @@ def build_auth(server: str, config: Any, variables: Mapping[str, str]) -> httpx2
 _clocks: ContextVar[tuple[_Clock, ...]] = ContextVar("trio_mcp_clocks", default=())
 
 
+class HasDeadline(Protocol):
+    """Anything with a settable deadline on trio's clock: a cancel scope, a pool request."""
+
+    deadline: float
+
+
 class _Clock:
     """A deadline (a cancel scope's) that stops while a person is being waited for."""
 
     __slots__ = ("_budget", "_pauses", "_scope")
 
-    def __init__(self, scope: trio.CancelScope) -> None:
+    def __init__(self, scope: HasDeadline) -> None:
         self._scope = scope
         self._pauses = 0
         self._budget = 0.0
@@ -332,7 +339,7 @@ class _Clock:
             self._scope.deadline = trio.current_time() + self._budget
 
 
-def track_pauses(scope: trio.CancelScope) -> Token[tuple[_Clock, ...]]:
+def track_pauses(scope: HasDeadline) -> Token[tuple[_Clock, ...]]:
     """Let a login stop ``scope``'s deadline from now on (see :func:`waiting_for_a_person`).
 
     The clock reaches the login through the context of the requests sent meanwhile;

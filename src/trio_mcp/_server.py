@@ -194,7 +194,9 @@ class ServerSlot:
     )
     # run-time removal (see retire)
     _removed: bool = False
-    _requests: set[trio.CancelScope] = attrs.field(factory=set)
+    _requests: set[Request] = attrs.field(factory=set)
+    #: The watchdog's wait, while it waits: its deadline is the earliest request's.
+    _watch_wait: trio.CancelScope | None = None
     _supervisor: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     _finished: trio.Event | None = None
 
@@ -338,7 +340,30 @@ class ServerSlot:
         self._nursery = nursery
         task_status.started()
         with self._supervisor:  # cancelled by retire()
-            await self._supervise()
+            async with trio.open_nursery() as watchdog:
+                watchdog.start_soon(self._watchdog)
+                await self._supervise()
+                watchdog.cancel_scope.cancel()
+
+    def watch(self, deadline: float) -> None:
+        """Make sure the watchdog looks at the requests by ``deadline``."""
+        wait = self._watch_wait
+        if wait is not None and deadline < wait.deadline:
+            wait.deadline = deadline
+
+    async def _watchdog(self) -> None:
+        """End each request whose deadline passed; sleep until the earliest one."""
+        while True:
+            now = trio.current_time()
+            earliest = math.inf
+            for request in list(self._requests):
+                if request.deadline <= now:
+                    request.expire()
+                elif request.deadline < earliest:
+                    earliest = request.deadline
+            with trio.CancelScope(deadline=earliest) as self._watch_wait:
+                await trio.sleep_forever()
+            self._watch_wait = None
 
     async def _supervise(self) -> None:
         try:
@@ -503,8 +528,8 @@ class ServerSlot:
         session (and a stdio child) is gone. Nothing else in the pool is touched.
         """
         self._removed = True
-        for scope in list(self._requests):
-            scope.cancel()
+        for request in list(self._requests):
+            request.cancel()
         live = self.live
         if live is not None:
             live.lost.set()  # its owner task sees it and closes the session
@@ -516,47 +541,74 @@ class ServerSlot:
 
 
 class Request:
-    """One request's stay on a server: a single cancel scope for removal and deadline.
+    """One request's stay on a server: the one cancel scope that ends it early.
 
     Entered around everything the request does (waiting for capacity, connecting,
-    the exchange). Once :meth:`retire` is called the request fails with
+    the exchange). Once :meth:`ServerSlot.retire` is called the request fails with
     :class:`ServerRemovedError`, waiting or in flight (so the server is told to cancel
     it), and an error it raised because its session closed under it is reported as
     the removal it was. While armed, the server's ``call_timeout`` bounds it: the
     clock measures the server, so it starts once a session is at hand and stops
-    while a person logs in. A class rather than two nested scopes: it is entered
-    around every call.
+    while a person logs in.
+
+    The deadline is not the scope's own: the slot's watchdog (see
+    :meth:`ServerSlot.watch`) cancels requests whose deadline passed. A trio deadline
+    per request would be registered and dropped with every call, which costs more than
+    the rest of the pool's work on a call; the watchdog's one deadline moves only
+    when the earliest of them does.
     """
 
-    __slots__ = ("_pauses", "_scope", "_slot", "_what")
+    __slots__ = ("_deadline", "_pauses", "_scope", "_slot", "_what", "expired")
 
     def __init__(self, slot: ServerSlot, what: str) -> None:
         self._slot = slot
         self._what = what
         self._scope = trio.CancelScope()
+        self._deadline = math.inf
         self._pauses: Token[Any] | None = None
+        #: Set by the watchdog when it ended the request for its deadline.
+        self.expired = False
+
+    @property
+    def deadline(self) -> float:
+        """When the watchdog ends this request (``inf``: not armed, or paused)."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float) -> None:
+        self._deadline = value
+        self._slot.watch(value)
 
     def __enter__(self) -> Request:
         self._scope.__enter__()
-        self._slot._requests.add(self._scope)
+        self._slot._requests.add(self)
         return self
 
     def arm(self) -> None:
         """Start the call deadline (a session is at hand)."""
         slot = self._slot
-        self._scope.deadline = trio.current_time() + slot.call_timeout
+        self.deadline = trio.current_time() + slot.call_timeout
         if slot._auth is not None and self._pauses is None:
-            self._pauses = track_pauses(self._scope)
+            self._pauses = track_pauses(self)
 
     def disarm(self) -> None:
         """Stop the call deadline (before waiting for another session)."""
-        self._scope.deadline = math.inf
+        self._deadline = math.inf
+
+    def expire(self) -> None:
+        """End the request for its deadline (the watchdog's call)."""
+        self.expired = True
+        self._scope.cancel()
+
+    def cancel(self) -> None:
+        """End the request (its server is being removed)."""
+        self._scope.cancel()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         slot = self._slot
-        slot._requests.discard(self._scope)
+        slot._requests.discard(self)
         if self._pauses is not None:
             untrack_pauses(self._pauses)
         self._scope.__exit__(exc_type, exc, tb)  # raises what it does not swallow
@@ -571,6 +623,7 @@ class Request:
             raise PoolClosedError(
                 f"the pool closed while {self._what} on server {slot.name!r} was in flight", server=slot.name
             ) from None
+        assert self.expired
         raise ToolCallTimeout(
             f"{self._what} on server {slot.name!r} did not finish within {slot.call_timeout:g}s (call_timeout)",
             server=slot.name,

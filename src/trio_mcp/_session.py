@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import attrs
@@ -257,14 +257,23 @@ class LiveSession:
             if check is not None and not check.fits(args or {}):
                 raise _arguments_error(self.server, name, check.validator, args or {})
         if progress is None and idle_timeout is None:
-            with _output_checked(self.server, name, tool, self.lost):
+            try:
                 return await self.client.call_tool(name, args, meta=_request_meta(meta))
+            except RuntimeError as exc:
+                if (error := _output_error(exc, self.server, name, tool, self.lost)) is None:
+                    raise
+                raise error from error.__cause__
         # Asking for progress also gives a long call a way to show it is alive.
         with self.handlers.watch(progress, idle_timeout) as watch:
-            with watch.scope, _output_checked(self.server, name, tool, self.lost):
-                result = await self.client.call_tool(
-                    name, args, progress_callback=watch.on_progress, meta=_request_meta(meta)
-                )
+            with watch.scope:
+                try:
+                    result = await self.client.call_tool(
+                        name, args, progress_callback=watch.on_progress, meta=_request_meta(meta)
+                    )
+                except RuntimeError as exc:
+                    if (error := _output_error(exc, self.server, name, tool, self.lost)) is None:
+                        raise
+                    raise error from error.__cause__
             if not watch.scope.cancelled_caught:
                 # Progress reported before the answer reaches ``progress`` before the answer.
                 await watch.settle()
@@ -496,10 +505,11 @@ def _plain_object_check(
     return quick
 
 
-@contextmanager
-def _output_checked(server: str, name: str, tool: types.Tool | None, lost: trio.Event) -> Iterator[None]:
-    """Turn the SDK's ``RuntimeError`` for a result that fails the tool's output schema
-    into :class:`InvalidResultError`.
+def _output_error(
+    exc: RuntimeError, server: str, name: str, tool: types.Tool | None, lost: trio.Event
+) -> InvalidResultError | None:
+    """The :class:`InvalidResultError` a ``RuntimeError`` out of ``tools/call`` stands
+    for when it is the SDK's output-schema check; None for any other (raise it as is).
 
     The SDK checks ``structuredContent`` against the listed ``outputSchema`` and raises
     a bare ``RuntimeError``. That it is this check is told by where it was raised (the
@@ -507,29 +517,27 @@ def _output_checked(server: str, name: str, tool: types.Tool | None, lost: trio.
     by what it chained (a schema validation error, an unusable schema, or nothing:
     content missing) — never by its words.
     """
-    try:
-        yield
-    except RuntimeError as exc:
-        if (
-            type(exc) is not RuntimeError
-            or tool is None
-            or tool.output_schema is None
-            or lost.is_set()
-            or _raised_in(exc) not in _OUTPUT_CHECKS
-        ):
-            raise
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, jsonschema.ValidationError):
-            problem = _schema_problem(cause, "<structuredContent>")
-            message = f"the structured content of tool {name!r} does not match its output schema ({problem})"
-        elif isinstance(cause, jsonschema.SchemaError | Unresolvable):
-            message = f"tool {name!r} declares an output schema that cannot be used ({type(cause).__name__})"
-        elif cause is None:
-            message = f"tool {name!r} declares an output schema but returned no structured content"
-        else:
-            raise
-        error = InvalidResultError(f"server {server!r}: {message}", server=server)
-        raise error from cause
+    if (
+        type(exc) is not RuntimeError
+        or tool is None
+        or tool.output_schema is None
+        or lost.is_set()
+        or _raised_in(exc) not in _OUTPUT_CHECKS
+    ):
+        return None
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, jsonschema.ValidationError):
+        problem = _schema_problem(cause, "<structuredContent>")
+        message = f"the structured content of tool {name!r} does not match its output schema ({problem})"
+    elif isinstance(cause, jsonschema.SchemaError | Unresolvable):
+        message = f"tool {name!r} declares an output schema that cannot be used ({type(cause).__name__})"
+    elif cause is None:
+        message = f"tool {name!r} declares an output schema but returned no structured content"
+    else:
+        return None
+    error = InvalidResultError(f"server {server!r}: {message}", server=server)
+    error.__cause__ = cause
+    return error
 
 
 # The SDK's functions that check a tool result against its output schema.
