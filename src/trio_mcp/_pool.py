@@ -168,23 +168,24 @@ class MCPPool:
                 server=server if isinstance(server, str) else None,
             ) from None
 
-    async def _request(
+    def _request(
         self,
         server: str,
         what: str,
         operation: Callable[[LiveSession], Awaitable[T]],
         *,
         tool: str | None = None,
-    ) -> T:
+    ) -> Awaitable[T]:
         """Run ``operation`` on ``server``'s session under its limits and call deadline.
 
         Errors are translated to the pool's hierarchy at this one place. A request that
         the server turned away because it no longer knows the HTTP session (it
         restarted) was never run, so it is sent once more on a fresh session,
         transparently. That is decided from the HTTP exchange (see ``watch_http``),
-        never from the words of an error message.
+        never from the words of an error message. (Not itself a coroutine: one frame
+        less for every resumption of every call.)
         """
-        return await self._request_on(self._slot(server), server, what, operation, tool=tool)
+        return self._request_on(self._slot(server), server, what, operation, tool=tool)
 
     async def _request_on(
         self,

@@ -23,6 +23,7 @@ session ends instead, so that no caller waits for an answer that will never come
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
@@ -189,6 +190,71 @@ class _Noise:
         self.in_burst = True
 
 
+class _Writer:
+    """The session's write stream: a message goes to the server's stdin straight from
+    the sender's task, with no hand-off to another task, when the pipe takes it whole
+    at once — the usual case, and then ``send`` does not even yield.
+
+    A message the pipe cannot take at once (it is full, or the message is longer than
+    the pipe's atomic write) waits in ``backlog`` for the link's writer task, and so does
+    every message after it, to keep the order; its sender waits until it is written
+    (the pipe's backpressure). A partly written message is always finished, even if its
+    sender is cancelled, so framing never breaks.
+    """
+
+    __slots__ = ("_fd", "_link", "backlog", "broken", "closed", "wake")
+
+    def __init__(self, link: _Link) -> None:
+        self._link = link
+        stdin = link.process.stdin
+        assert isinstance(stdin, trio.lowlevel.FdStream)
+        self._fd = stdin.fileno()
+        self.backlog: collections.deque[tuple[bytes, trio.Event]] = collections.deque()
+        self.wake = trio.Event()
+        self.closed = False
+        self.broken = False
+
+    async def send(self, item: SessionMessage) -> None:
+        if self.closed:
+            raise anyio.BrokenResourceError if self.broken else anyio.ClosedResourceError
+        link = self._link
+        try:
+            data = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+        except ValueError as exc:  # unencodable: lone surrogates and the like
+            await link.refuse(item, exc)
+            return
+        if not self.backlog:
+            try:
+                written = os.write(self._fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError:
+                # stdin is gone (the server closed it or died): end the session so no request hangs.
+                self.closed = self.broken = True
+                link.end_session()
+                raise anyio.BrokenResourceError from None
+            if written == len(data):
+                return
+            data = data[written:]
+        sent = trio.Event()
+        self.backlog.append((data, sent))
+        self.wake.set()
+        await sent.wait()
+        if self.broken:
+            raise anyio.BrokenResourceError
+
+    async def aclose(self) -> None:
+        """No more messages: the writer task finishes the backlog, then ends."""
+        self.closed = True
+        self.wake.set()
+
+    async def __aenter__(self) -> _Writer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 @attrs.define(eq=False)
 class _Link:
     """The three tasks (reader, writer, watcher) around one server process."""
@@ -198,9 +264,8 @@ class _Link:
     limit: int
     read_send: MemoryObjectSendStream[SessionMessage | Exception]
     read_receive: MemoryObjectReceiveStream[SessionMessage | Exception]
-    write_send: MemoryObjectSendStream[SessionMessage]
-    write_receive: MemoryObjectReceiveStream[SessionMessage]
     noise: _Noise
+    writer: _Writer = attrs.field(init=False)
     #: One shielded scope per task: cancelling the session's owner must not stop the
     #: tasks that shutdown() relies on; shutdown() cancels them when it is done.
     scopes: list[trio.CancelScope] = attrs.field(factory=list)
@@ -209,6 +274,9 @@ class _Link:
     writer_done: trio.Event = attrs.field(factory=trio.Event)
     stderr_done: trio.Event = attrs.field(factory=trio.Event)
     writer_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+
+    def __attrs_post_init__(self) -> None:
+        self.writer = _Writer(self)
 
     def start(self, nursery: trio.Nursery, task: Callable[[], Awaitable[None]]) -> None:
         scope = trio.CancelScope(shield=True)
@@ -228,7 +296,11 @@ class _Link:
 
     async def deliver(self, message: SessionMessage) -> None:
         try:
-            await self.read_send.send(message)
+            try:
+                # Handed straight over when the session waits for it (the usual case).
+                self.read_send.send_nowait(message)
+            except anyio.WouldBlock:
+                await self.read_send.send(message)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             pass  # the session is gone; the reader keeps draining so the server can exit
 
@@ -347,20 +419,31 @@ class _Link:
     # -- client to server -----------------------------------------------------------
 
     async def write(self) -> None:
+        """Write what the senders could not write at once, in order (see :class:`_Writer`)."""
         assert self.process.stdin is not None
+        writer = self.writer
+        backlog = writer.backlog
         try:
             with self.writer_scope:
-                async for item in self.write_receive:
-                    try:
-                        data = item.message.model_dump_json(by_alias=True, exclude_unset=True).encode()
-                    except ValueError as exc:  # unencodable: lone surrogates and the like
-                        await self.refuse(item, exc)
+                while True:
+                    if backlog:
+                        data, sent = backlog[0]
+                        await self.process.stdin.send_all(data)
+                        backlog.popleft()
+                        sent.set()
                         continue
-                    await self.process.stdin.send_all(data + b"\n")
+                    if writer.closed:
+                        break
+                    wake = writer.wake = trio.Event()
+                    await wake.wait()
         except (trio.ClosedResourceError, trio.BrokenResourceError, OSError):
             # stdin is gone (the server closed it or died): end the session so no request hangs.
+            writer.broken = True
             self.end_session()
         finally:
+            writer.closed = True
+            while backlog:  # nobody will write these: their senders must not wait forever
+                backlog.popleft()[1].set()
             self.writer_done.set()
 
     async def refuse(self, item: SessionMessage, exc: ValueError) -> None:
@@ -395,6 +478,7 @@ class _Link:
         with trio.move_on_after(_FLUSH_GRACE):
             await self.writer_done.wait()
         self.writer_scope.cancel()
+        self.writer.closed = True  # no sender may touch the fd once it is closed
         assert self.process.stdin is not None
         await self.process.stdin.aclose()
         # The reader keeps draining stdout so a server blocked writing can exit.
@@ -470,15 +554,12 @@ async def stdio_transport(
         if ours is not None:
             os.close(ours)
     read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-    write_send, write_receive = anyio.create_memory_object_stream[SessionMessage](0)
     link = _Link(
         server,
         process,
         max_message_bytes,
         read_send,
         read_receive,
-        write_send,
-        write_receive,
         _Noise(server),
     )
     try:
@@ -490,7 +571,7 @@ async def stdio_transport(
             else:
                 link.stderr_done.set()
             try:
-                yield read_receive, write_send
+                yield read_receive, link.writer  # duck-types the SDK's write stream
             finally:
                 # Must finish under cancellation too, or the server would leak.
                 with trio.CancelScope(shield=True):
@@ -507,8 +588,6 @@ async def stdio_transport(
                 process.stderr,
                 read_send,
                 read_receive,
-                write_send,
-                write_receive,
             ):
                 if stream is not None:
                     await stream.aclose()
