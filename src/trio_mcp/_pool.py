@@ -48,6 +48,7 @@ from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession, walk_pages
 from ._skills import Skill, SkillEntry, file_uri, find_skill, list_skill_entries, read_verified, skill_from
 from ._subscriptions import ResourceSubscription, open_feed
+from ._telemetry import Tracing
 from ._translate import first_leaf, translate_call_error
 from ._transport import watch_http
 
@@ -116,6 +117,10 @@ class MCPPool:
     #: What add_server builds new slots from, and the nursery their supervisors run in.
     _options: PoolOptions = attrs.field(factory=PoolOptions, kw_only=True)
     _nursery: trio.Nursery | None = attrs.field(default=None, kw_only=True)
+    _tracing: Tracing = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda pool: Tracing(pool._options.tracer_provider), takes_self=True),
+    )
 
     def __repr__(self) -> str:
         return f"<MCPPool servers={list(self._slots)!r} state={self._state.value}>"
@@ -176,6 +181,7 @@ class MCPPool:
         operation: Callable[[LiveSession], Awaitable[T]],
         *,
         tool: str | None = None,
+        prompt: str | None = None,
     ) -> T:
         """Run ``operation`` on ``server``'s session under its limits and call deadline.
 
@@ -183,11 +189,16 @@ class MCPPool:
         the server turned away because it no longer knows the HTTP session (it
         restarted) was never run, so it is sent once more on a fresh session,
         transparently. That is decided from the HTTP exchange (see ``watch_http``),
-        never from the words of an error message.
+        never from the words of an error message. With a tracer provider configured,
+        the whole of it is one OpenTelemetry span (see ``_telemetry``).
         """
         slot = self._slot(server)
-        with slot.removable():
-            return await self._request_on(slot, server, what, operation, tool=tool)
+        span = self._tracing.start(slot, what, tool, prompt)
+        if span is None:
+            with slot.removable():
+                return await self._request_on(slot, server, what, operation, tool=tool)
+        with span, slot.removable():
+            return span.result(await self._request_on(slot, server, what, operation, tool=tool))
 
     async def _request_on(
         self,
@@ -427,7 +438,7 @@ class MCPPool:
         check_prompt_arguments(server, name, arguments)
         args = dict(arguments) if arguments is not None else None
         return await self._request(
-            server, f"prompts/get {name!r}", lambda live: live.client.get_prompt(name, args)
+            server, f"prompts/get {name!r}", lambda live: live.client.get_prompt(name, args), prompt=name
         )
 
     async def list_resource_templates(self, server: str) -> list[types.ResourceTemplate]:
