@@ -457,7 +457,8 @@ async def test_a_failed_http_connection_names_the_url_redacted() -> None:
 
 
 def test_import_and_help_do_not_load_the_sdk() -> None:
-    """The SDK takes seconds to import: `import trio_mcp` and `trio-mcp --help` never wait for it."""
+    """The SDK takes seconds to import: `import trio_mcp` and `trio-mcp --help` never wait for it
+    (nor load prometheus_client or the OpenTelemetry SDK)."""
     probe = (
         "import sys, io, trio_mcp, trio_mcp._cli\n"
         "assert trio_mcp.ConfigError and trio_mcp.__version__\n"
@@ -465,6 +466,8 @@ def test_import_and_help_do_not_load_the_sdk() -> None:
         "trio_mcp._cli.main(['--version'], out=io.StringIO())\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mcp', 'mcp_types', 'trio', 'httpx2')))\n"
         "assert trio_mcp.StdioServer('x').command == 'x' and 'mcp' in sys.modules\n"
+        # The exporters are optional extras: not imported until asked for.
+        "assert trio_mcp.Portal and not {'prometheus_client', 'opentelemetry.sdk'} & set(sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False

@@ -23,9 +23,9 @@ LAYERS = [
     {"_config", "_handlers", "_headers", "_options", "_auth"},
     {"_transport", "_stdio", "_translate", "_info"},
     {"_session", "_subscriptions"},
-    {"_server", "_skills"},
+    {"_server", "_skills", "_telemetry"},
     {"_pool"},
-    {"_portal", "_tenants"},
+    {"_portal", "_tenants", "_prometheus"},
     {"_toolset", "_openai", "_loader", "_cli", "__main__", "__init__", "compat"},
 ]
 

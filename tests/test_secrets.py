@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Iterator
 
 import httpx2
+import prometheus_client
 import pytest
 import trio
 from mcp.shared.exceptions import MCPError
@@ -21,6 +22,7 @@ from trio_mcp._redact import redact_exception, redact_text
 from trio_mcp._translate import translate_call_error, translate_connect_error
 
 from .conftest import HttpServer, free_port
+from .test_telemetry import Recorder
 
 PASSWORD, TOKEN, HEADER, USER = "pw-S3CRET", "qtok-S3CRET", "hdr-S3CRET", "usr-S3CRET"
 SECRETS = (PASSWORD, TOKEN, HEADER, USER)
@@ -204,14 +206,16 @@ async def serve_status(status: int, *, task_status: trio.TaskStatus[int]) -> Non
     await trio.serve_listeners(lambda stream: _answer_with_status(status, stream), listeners)
 
 
-async def test_no_secret_in_any_log_record_error_or_chained_cause(
+async def test_no_secret_in_any_log_record_error_chained_cause_span_or_metric(
     caplog: pytest.LogCaptureFixture, http_server: HttpServer
 ) -> None:
-    """Good and failing servers over SSE and Streamable HTTP (both modes), logged at DEBUG.
+    """Good and failing servers over SSE and Streamable HTTP (both modes), logged at DEBUG,
+    traced (OpenTelemetry spans) and scraped (Prometheus).
 
     Failures: HTTP 401 and 500 (a small real server), 404 (a wrong path on the test
     server), connection refused, and a session lost when its server is killed.
     """
+    recorder = Recorder()
     doomed = await trio.to_thread.run_sync(HttpServer)
     refused = await free_port()
     caplog.set_level(logging.DEBUG)  # the root logger: every library's records
@@ -244,7 +248,11 @@ async def test_no_secret_in_any_log_record_error_or_chained_cause(
                         call_timeout=10,
                     )
         errors: list[BaseException] = []
-        async with trio_mcp.open_mcp_pool(servers, variables={"key": HEADER}) as pool:
+        registry = prometheus_client.CollectorRegistry()
+        async with trio_mcp.open_mcp_pool(
+            servers, variables={"key": HEADER}, tracer_provider=recorder.provider
+        ) as pool:
+            collector = trio_mcp.PrometheusCollector(pool, registry=registry)
             for name in servers:
                 if name.endswith(("-ok", "-killed")):
                     seen = trio_mcp.result_text(await pool.tool_call(name, "whoami"))
@@ -258,6 +266,8 @@ async def test_no_secret_in_any_log_record_error_or_chained_cause(
                 errors.append(info.value)
                 if "sse" in name and name.endswith(("401", "500", "404")):
                     assert f"HTTP {name.rpartition('-')[2]}" in str(info.value)
+            scraped = prometheus_client.generate_latest(registry).decode()
+            collector.unregister()
         nursery.cancel_scope.cancel()
 
     assert len(errors) == 15
@@ -274,6 +284,22 @@ async def test_no_secret_in_any_log_record_error_or_chained_cause(
         _assert_clean(texts, f"log record {record.name}:{record.levelname}")
         # Session ids (the server's are uuid4 hex) are bearer capabilities too.
         assert not any(SESSION_ID.search(text) for text in texts), texts
+    spans = recorder.spans()
+    recorder.provider.shutdown()
+    assert len(spans) == 6 + 15  # whoami on the 6 good servers (3 "ok", 3 "killed"), then 15 failures
+    assert {(span.attributes or {}).get("server.address") for span in spans} == {"127.0.0.1"}
+    for span in spans:
+        texts = [
+            span.name,
+            repr(dict(span.attributes or {})),
+            str(span.status.description),
+            repr(span.events),
+        ]
+        _assert_clean(texts, f"span {span.name}")
+        assert not any(SESSION_ID.search(text) for text in texts), texts
+    assert 'server="http-auto-ok"' in scraped
+    _assert_clean([scraped], "the Prometheus scrape")
+    assert not SESSION_ID.search(scraped)
 
 
 def test_a_fresh_process_logs_no_secret_from_its_first_request(http_server: HttpServer) -> None:

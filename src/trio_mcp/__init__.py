@@ -66,6 +66,7 @@ if _TYPE_CHECKING:
     from ._portal import Portal as Portal
     from ._portal import shutdown_all as shutdown_all
     from ._portal import start_portal as start_portal
+    from ._prometheus import PrometheusCollector as PrometheusCollector
     from ._results import result_text as result_text
     from ._server import ServerState as ServerState
     from ._server import ServerStatistics as ServerStatistics
@@ -108,6 +109,7 @@ __all__ = [
     "PoolClosedError",
     "PoolOptions",
     "Portal",
+    "PrometheusCollector",
     "ReconnectPolicy",
     "RequestFailedError",
     "ResourceSubscription",
@@ -186,6 +188,7 @@ _LAZY = {
     "Portal": "_portal",
     "shutdown_all": "_portal",
     "start_portal": "_portal",
+    "PrometheusCollector": "_prometheus",
     "result_text": "_results",
     "ServerState": "_server",
     "ServerStatistics": "_server",

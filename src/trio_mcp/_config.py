@@ -303,6 +303,11 @@ class _ServerOptions:
         """The URL a remote server is reached at (None for the others)."""
         return None
 
+    def network_attributes(self) -> dict[str, str | int]:
+        """How the server is reached, as OpenTelemetry attributes (``network.transport``,
+        ``server.address``, ...); never a credential, path or query."""
+        return {}
+
     def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
         """This config with ``fill(field, text)`` applied to its other strings (``args``,
         ``url``, ``cwd``); raises :class:`ConfigError` if the result is not valid."""
@@ -341,6 +346,9 @@ class StdioServer(_ServerOptions):
     def templates(self) -> tuple[str, Mapping[str, str]]:
         return "environment variable", self.env or {}
 
+    def network_attributes(self) -> dict[str, str | int]:
+        return {"network.transport": "pipe"}
+
     def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
         args = tuple(fill(f"args[{index}]", arg) for index, arg in enumerate(self.args))
         cwd = fill("cwd", self.cwd) if isinstance(self.cwd, str) else self.cwd
@@ -377,6 +385,19 @@ class _RemoteServer(_ServerOptions):
 
     def endpoint(self) -> str | None:
         return self.url
+
+    def network_attributes(self) -> dict[str, str | int]:
+        found: dict[str, str | int] = {"network.transport": "tcp", "network.protocol.name": "http"}
+        try:
+            parts = urlsplit(self.url)
+            # Host and port only. A ${name} there is filled from the pool's variables,
+            # which are never shown.
+            if "$" not in parts.netloc.rpartition("@")[2] and parts.hostname:
+                found["server.port"] = parts.port or (443 if parts.scheme == "https" else 80)
+                found["server.address"] = parts.hostname
+        except ValueError:
+            pass  # a placeholder where the host should be: not known until connecting
+        return found
 
     def fill_placeholders(self, fill: Callable[[str, str], str]) -> Self:
         url = fill("url", self.url)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._errors import ConfigError
 from ._handlers import Handlers
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["PoolOptions"]
 
@@ -50,6 +53,18 @@ def _handlers(_inst: object, _attribute: attrs.Attribute[Any], value: object) ->
         raise ConfigError(f"handlers must be a trio_mcp.Handlers or None, not {type(value).__name__}")
 
 
+def _tracer_provider(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    # Imported only when one is given: OpenTelemetry's import is not free.
+    from opentelemetry.trace import TracerProvider
+
+    if not isinstance(value, TracerProvider):
+        raise ConfigError(
+            f"tracer_provider must be an opentelemetry.trace.TracerProvider or None, not {type(value).__name__}"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class PoolOptions:
     """Settings for a whole pool (a server's own config overrides the per-server ones).
@@ -67,6 +82,9 @@ class PoolOptions:
         warm: open every server's session while the pool opens (concurrently, each
             bounded by its connect timeout) instead of on first use; a server that
             fails is logged and retried on its first call. See :meth:`MCPPool.connect`.
+        tracer_provider: where the OpenTelemetry span of each request goes; None (the
+            default) uses the global provider, and no span is made while none is set.
+            See docs/telemetry.md.
     """
 
     variables: Mapping[str, str] = attrs.field(
@@ -77,6 +95,7 @@ class PoolOptions:
     validate_arguments: bool = attrs.field(default=True, validator=_boolean)
     handlers: Handlers | None = attrs.field(default=None, validator=_handlers)
     warm: bool = attrs.field(default=False, validator=_boolean)
+    tracer_provider: TracerProvider | None = attrs.field(default=None, validator=_tracer_provider)
 
     @classmethod
     def of(cls, options: PoolOptions | None, settings: Mapping[str, Any]) -> PoolOptions:

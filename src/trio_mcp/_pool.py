@@ -47,6 +47,7 @@ from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession, walk_pages
 from ._skills import Skill, SkillEntry, file_uri, find_skill, list_skill_entries, read_verified, skill_from
 from ._subscriptions import ResourceSubscription, open_feed
+from ._telemetry import Tracing
 from ._translate import first_leaf, translate_call_error
 from ._transport import watch_http
 
@@ -115,6 +116,10 @@ class MCPPool:
     #: What add_server builds new slots from, and the nursery their supervisors run in.
     _options: PoolOptions = attrs.field(factory=PoolOptions, kw_only=True)
     _nursery: trio.Nursery | None = attrs.field(default=None, kw_only=True)
+    _tracing: Tracing = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda pool: Tracing(pool._options.tracer_provider), takes_self=True),
+    )
 
     def __repr__(self) -> str:
         return f"<MCPPool servers={list(self._slots)!r} state={self._state.value}>"
@@ -175,6 +180,7 @@ class MCPPool:
         operation: Callable[[LiveSession], Awaitable[T]],
         *,
         tool: str | None = None,
+        prompt: str | None = None,
     ) -> Awaitable[T]:
         """Run ``operation`` on ``server``'s session under its limits and call deadline.
 
@@ -182,10 +188,29 @@ class MCPPool:
         the server turned away because it no longer knows the HTTP session (it
         restarted) was never run, so it is sent once more on a fresh session,
         transparently. That is decided from the HTTP exchange (see ``watch_http``),
-        never from the words of an error message. (Not itself a coroutine: one frame
-        less for every resumption of every call.)
+        never from the words of an error message. With a tracer provider configured,
+        the whole of it is one OpenTelemetry span (see ``_telemetry``). (Not itself a
+        coroutine: one frame less for every resumption of every untraced call.)
         """
-        return self._request_on(self._slot(server), server, what, operation, tool=tool)
+        slot = self._slot(server)
+        if self._tracing.tracer() is None:
+            return self._request_on(slot, server, what, operation, tool=tool)
+        return self._traced(slot, server, what, operation, tool, prompt)
+
+    async def _traced(
+        self,
+        slot: ServerSlot,
+        server: str,
+        what: str,
+        operation: Callable[[LiveSession], Awaitable[T]],
+        tool: str | None,
+        prompt: str | None,
+    ) -> T:
+        span = self._tracing.start(slot, what, tool, prompt)
+        if span is None:  # the provider went away meanwhile
+            return await self._request_on(slot, server, what, operation, tool=tool)
+        with span:
+            return span.result(await self._request_on(slot, server, what, operation, tool=tool))
 
     async def _request_on(
         self,
@@ -423,7 +448,7 @@ class MCPPool:
         check_prompt_arguments(server, name, arguments)
         args = dict(arguments) if arguments is not None else None
         return await self._request(
-            server, f"prompts/get {name!r}", lambda live: live.client.get_prompt(name, args)
+            server, f"prompts/get {name!r}", lambda live: live.client.get_prompt(name, args), prompt=name
         )
 
     async def list_resource_templates(self, server: str) -> list[types.ResourceTemplate]:

@@ -40,6 +40,7 @@ from ._pool import MCPPool, ToolCall, coerce_batch, open_mcp_pool
 from ._server import ServerStatistics
 from ._skills import Skill, SkillEntry
 from ._subscriptions import BlockingResourceSubscription
+from ._telemetry import caller_context, carried
 
 __all__ = ["Portal", "shutdown_all", "start_portal"]
 
@@ -64,7 +65,18 @@ _UNSET = _Unset()
 class _Job:
     """One blocking call: what to run, and the lock its caller waits on."""
 
-    __slots__ = ("args", "cancelled", "done", "error", "fn", "result", "scope", "server", "timeout")
+    __slots__ = (
+        "args",
+        "cancelled",
+        "context",
+        "done",
+        "error",
+        "fn",
+        "result",
+        "scope",
+        "server",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -83,6 +95,8 @@ class _Job:
         self.error: BaseException | None = None
         self.scope: trio.CancelScope | None = None
         self.cancelled = False
+        #: The caller's OpenTelemetry context: its current span parents the call's spans.
+        self.context = caller_context()
 
     def cancel(self) -> None:
         """Run in the trio thread: abandon the call (its caller was interrupted)."""
@@ -193,7 +207,7 @@ class Portal:
 
     async def _run_job(self, job: _Job) -> None:
         try:
-            with trio.CancelScope() as scope:
+            with trio.CancelScope() as scope, carried(job.context):
                 job.scope = scope
                 if job.cancelled:
                     scope.cancel()

@@ -51,6 +51,7 @@ from ._handlers import Handlers, ServerHandlers
 from ._headers import render_config
 from ._session import LiveSession, open_live_session
 from ._shared import SharedOutcome
+from ._telemetry import detached
 from ._translate import translate_connect_error
 
 __all__ = ["Reconnector", "Request", "ServerSlot", "ServerState", "ServerStatistics"]
@@ -339,7 +340,8 @@ class ServerSlot:
         """Open a session whenever one is wanted; hold it until it ends; repeat."""
         self._nursery = nursery
         task_status.started()
-        with self._supervisor:  # cancelled by retire()
+        # Its sessions outlive whoever started it: their spans join no caller's trace.
+        with detached(), self._supervisor:  # cancelled by retire()
             async with trio.open_nursery() as watchdog:
                 watchdog.start_soon(self._watchdog)
                 await self._supervise()
