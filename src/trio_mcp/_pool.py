@@ -454,11 +454,12 @@ class MCPPool:
     async def list_resource_templates(self, server: str) -> list[types.ResourceTemplate]:
         """Every resource template (``uriTemplate``) ``server`` offers (all pages)."""
 
-        def walk(live: LiveSession) -> Awaitable[list[types.ResourceTemplate]]:
-            return _every_page(
-                lambda cursor: live.client.list_resource_templates(cursor=cursor, cache_mode="bypass"),
-                lambda page: page.resource_templates,
-            )
+        async def walk(live: LiveSession) -> list[types.ResourceTemplate]:
+            def fetch(cursor: str | None) -> Awaitable[types.ListResourceTemplatesResult]:
+                return live.client.list_resource_templates(cursor=cursor, cache_mode="bypass")
+
+            pages = await walk_pages(server, "resources/templates/list", fetch)
+            return [template for page in pages for template in page.resource_templates]
 
         return await self._request(server, "resources/templates/list", walk)
 
@@ -628,23 +629,6 @@ async def _skill_entry(live: LiveSession, skill: str | SkillEntry) -> SkillEntry
         return skill
     check_text(live.server, "the skill name", skill)
     return find_skill(live.server, await list_skill_entries(live), skill)
-
-
-PageT = TypeVar("PageT", bound=types.PaginatedResult)
-
-
-async def _every_page(
-    fetch: Callable[[str | None], Awaitable[PageT]], items: Callable[[PageT], Iterable[T]]
-) -> list[T]:
-    """Every item of a paginated listing: ``fetch(cursor)`` page after page."""
-    collected: list[T] = []
-    cursor: str | None = None
-    while True:
-        page = await fetch(cursor)
-        collected.extend(items(page))
-        cursor = page.next_cursor
-        if not cursor:
-            return collected
 
 
 def _build_slots(

@@ -54,7 +54,7 @@ CLIENT_INFO = types.Implementation(name="trio-mcp", version=__version__)
 # A listing whose pages never end (each with a new cursor) cannot make us loop forever.
 MAX_PAGES = 1000
 
-_Page = TypeVar("_Page", types.ListToolsResult, types.ListResourcesResult, types.ListPromptsResult)
+_Page = TypeVar("_Page", bound=types.PaginatedResult)
 
 
 async def walk_pages(server: str, what: str, fetch: Callable[[str | None], Awaitable[_Page]]) -> list[_Page]:

@@ -22,7 +22,7 @@ import hashlib
 import logging
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -31,7 +31,7 @@ import pydantic
 import yaml  # type: ignore[import-untyped]  # no stubs in the index
 
 from ._errors import InvalidArgumentsError, NotSupportedError, SkillVerificationError
-from ._session import LiveSession
+from ._session import LiveSession, walk_pages
 
 __all__ = [
     "SKILLS_EXTENSION",
@@ -50,8 +50,6 @@ _SKILL_MD = "SKILL.md"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 # The frontmatter block: a first line "---", YAML, a closing "---" line.
 _FRONTMATTER = re.compile(r"---\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-# A server whose skills/list never ends cannot make us loop forever.
-_MAX_PAGES = 100
 
 
 @attrs.frozen
@@ -166,19 +164,18 @@ async def list_skill_entries(live: LiveSession) -> list[SkillEntry]:
     """Every skill ``live``'s server lists (all pages); malformed entries are left out."""
     _check_declared(live)
     entries: list[SkillEntry] = []
-    cursor: str | None = None
-    for _ in range(_MAX_PAGES):
+
+    def fetch(cursor: str | None) -> Awaitable[_ListSkillsResult]:
         params = types.PaginatedRequestParams(cursor=cursor) if cursor is not None else None
-        page = await live.client.session.send_request(_ListSkillsRequest(params=params), _ListSkillsResult)
+        return live.client.session.send_request(_ListSkillsRequest(params=params), _ListSkillsResult)
+
+    for page in await walk_pages(live.server, "skills/list", fetch):
         for index, raw in enumerate(page.skills):
             entry = _entry(live.server, raw)
             if entry is None:
                 logger.warning("server %r: skills/list entry %d is malformed; left out", live.server, index)
             else:
                 entries.append(entry)
-        cursor = page.next_cursor
-        if not cursor:
-            break
     return entries
 
 

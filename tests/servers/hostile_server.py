@@ -1,7 +1,7 @@
 """A hand-written stdio MCP server (standard library only) that misbehaves on request.
 
 It speaks the 2025-11-25 handshake like ``benchmarks/mini_server.py`` and exits on
-stdin EOF. ``--cursor MODE`` makes every list (tools, resources, prompts) page
+stdin EOF. ``--cursor MODE`` makes every list (tools, resources, templates, prompts) page
 forever: ``same`` repeats one cursor, ``cycle`` alternates two, ``endless`` makes a
 new one each page. Tools:
 
@@ -150,6 +150,9 @@ def main():
         elif method == "resources/list":
             resource = {"uri": "memo://one", "name": "one"}
             reply(message_id, page("resources", [resource], params.get("cursor")))
+        elif method == "resources/templates/list":
+            template = {"uriTemplate": "memo://{name}", "name": "memo"}
+            reply(message_id, page("resourceTemplates", [template], params.get("cursor")))
         elif method == "prompts/list":
             reply(message_id, page("prompts", [{"name": "one"}], params.get("cursor")))
         elif method == "tools/call":
