@@ -215,7 +215,9 @@ async def test_a_moderately_deep_response_still_arrives() -> None:
 
 
 @pytest.mark.parametrize("mode", ["same", "cycle", "endless"])
-@pytest.mark.parametrize("listing", ["list_tools", "list_resources", "list_resource_templates", "list_prompts"])
+@pytest.mark.parametrize(
+    "listing", ["list_tools", "list_resources", "list_resource_templates", "list_prompts"]
+)
 async def test_a_listing_that_never_ends_fails_typed(mode: str, listing: str) -> None:
     # math.inf: without a page cap and cursor check the walk would never stop.
     async with trio_mcp.open_mcp_pool({"h": hostile("--cursor", mode)}, call_timeout=math.inf) as pool:
