@@ -321,3 +321,20 @@ def test_a_fresh_process_logs_no_secret_from_its_first_request(http_server: Http
     assert "b'mcp-session-id', b'***'" in done.stdout  # httpcore2 traced the response headers
     _assert_clean([done.stdout, done.stderr], "a fresh process's log")
     assert not SESSION_ID.search(done.stdout)
+
+
+def test_loggers_created_later_get_the_redacting_filter_too() -> None:
+    """New SDK loggers appear as modules are imported; a parent that was only a
+    placeholder becomes a logger in place. Both are covered at the next install."""
+    from trio_mcp._redact import _FILTER, install_log_redaction
+
+    logging.getLogger("mcp.trio_mcp_test.child")
+    install_log_redaction()
+    child = logging.getLogger("mcp.trio_mcp_test.child")
+    assert _FILTER in child.filters
+    parent = logging.getLogger("mcp.trio_mcp_test")  # was a placeholder until now
+    install_log_redaction()
+    assert _FILTER in parent.filters
+    later = logging.getLogger("httpx2.trio_mcp_test_later")
+    install_log_redaction()
+    assert _FILTER in later.filters

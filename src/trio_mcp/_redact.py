@@ -170,6 +170,9 @@ class _RedactingFilter(logging.Filter):
 
 
 _FILTER = _RedactingFilter()
+# How many loggers existed when the filter was last put on (see install_log_redaction).
+_seen_loggers = -1
+_placeholders: list[str] = []
 
 
 def install_log_redaction() -> None:
@@ -177,12 +180,18 @@ def install_log_redaction() -> None:
 
     Idempotent and cheap; call it again after new loggers of those families may exist.
     """
+    global _seen_loggers, _placeholders
+    known = logging.Logger.manager.loggerDict
+    if len(known) == _seen_loggers and not any(
+        isinstance(known.get(n), logging.Logger) for n in _placeholders
+    ):
+        return  # no logger was created since the last time (loggers are never removed)
+    _seen_loggers = len(known)
     prefixes = tuple(f"{name}." for name in _LOGGERS)
-    names = [
-        name
-        for name, logger in list(logging.Logger.manager.loggerDict.items())
-        if isinstance(logger, logging.Logger) and name.startswith(prefixes)
-    ]
+    ours = [(name, logger) for name, logger in list(known.items()) if name.startswith(prefixes)]
+    names = [name for name, logger in ours if isinstance(logger, logging.Logger)]
+    # A placeholder (the parent of a logger, not yet asked for) becomes a logger in place.
+    _placeholders = [name for name, logger in ours if not isinstance(logger, logging.Logger)]
     for name in (*_LOGGERS, *_EXACT_LOGGERS, *names):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:

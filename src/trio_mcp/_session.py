@@ -218,14 +218,13 @@ class LiveSession:
         if schema:
             try:
                 cls = validator_for(schema)
-                cls.check_schema(schema)
-                # An empty registry: a $ref resolves within the schema (and the bundled
-                # metaschemas), never by fetching a URL the server chose.
-                validator = cls(schema, registry=Registry())
-                check = _ArgumentCheck(validator, _plain_object_check(schema, cls))
+                check = _ArgumentCheck(schema, cls, _plain_object_check(schema, cls))
+                if check.quick is None:
+                    check.validator()  # a schema jsonschema cannot use is found out now
             except Exception:
                 # A server with a broken schema still gets the call; it can judge.
                 logger.debug("server %r: tool %r has an unusable input schema", self.server, tool.name)
+                check = None
         index.validators[tool.name] = check
         return check
 
@@ -255,7 +254,7 @@ class LiveSession:
                 )
             check = self._validator(index, tool)
             if check is not None and not check.fits(args or {}):
-                raise _arguments_error(self.server, name, check.validator, args or {})
+                raise _arguments_error(self.server, name, check.validator(), args or {})
         if progress is None and idle_timeout is None:
             try:
                 return await self.client.call_tool(name, args, meta=_request_meta(meta))
@@ -407,25 +406,47 @@ def _schema_problem(error: jsonschema.ValidationError, root: str) -> str:
     return f"{where}: must satisfy {error.validator}={error.validator_value!r}"
 
 
-@attrs.frozen
+@attrs.define(eq=False)
 class _ArgumentCheck:
     """A tool's input schema, ready to judge arguments.
 
     ``quick``, when the schema is a plain one, proves most valid arguments valid in
-    a fraction of jsonschema's time; whatever it cannot prove goes to ``validator``.
+    a fraction of jsonschema's time; whatever it cannot prove goes to jsonschema,
+    whose validator is built (and the schema checked against its metaschema, which
+    takes a millisecond) the first time it is needed.
     """
 
-    validator: Validator
+    schema: dict[str, Any]
+    cls: type[Validator]
     quick: Callable[[dict[str, Any]], bool] | None
+    _validator: Validator | None = None
+    _unusable: bool = False
+
+    def validator(self) -> Validator:
+        if self._validator is None:
+            self.cls.check_schema(self.schema)
+            # An empty registry: a $ref resolves within the schema (and the bundled
+            # metaschemas), never by fetching a URL the server chose.
+            self._validator = self.cls(self.schema, registry=Registry())
+        return self._validator
 
     def fits(self, arguments: dict[str, Any]) -> bool:
-        """Whether ``arguments`` fit; a ``$ref`` that cannot be resolved locally judges nothing."""
+        """Whether ``arguments`` fit; a ``$ref`` that cannot be resolved locally judges nothing,
+        and neither does a schema jsonschema cannot use (the server gets the call: it can judge)."""
         if self.quick is not None and self.quick(arguments):
             return True
+        if self._unusable:
+            return True
         try:
-            return self.validator.is_valid(arguments)
+            validator = self.validator()
+        except Exception:
+            self._unusable = True
+            logger.debug("an input schema is unusable; arguments go unchecked")
+            return True
+        try:
+            return validator.is_valid(arguments)
         except Unresolvable:
-            return True  # the server gets the call unchecked: it can judge
+            return True
 
 
 # What a plain object schema may say: keywords that constrain nothing (annotations,
