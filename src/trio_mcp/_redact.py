@@ -186,7 +186,6 @@ def install_log_redaction() -> None:
         isinstance(known.get(n), logging.Logger) for n in _placeholders
     ):
         return  # no logger was created since the last time (loggers are never removed)
-    _seen_loggers = len(known)
     prefixes = tuple(f"{name}." for name in _LOGGERS)
     ours = [(name, logger) for name, logger in list(known.items()) if name.startswith(prefixes)]
     names = [name for name, logger in ours if isinstance(logger, logging.Logger)]
@@ -196,6 +195,7 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    _seen_loggers = len(known)  # after: the loop above may have created the exact ones
 
 
 install_log_redaction()
