@@ -463,7 +463,7 @@ async def test_unread_updates_are_coalesced() -> None:
 
 
 def test_only_the_sdks_output_check_becomes_invalid_result() -> None:
-    from trio_mcp._session import _output_checked
+    from trio_mcp._session import _output_error
 
     tool = types.Tool(name="t", input_schema={"type": "object"}, output_schema={"type": "object"})
 
@@ -472,8 +472,6 @@ def test_only_the_sdks_output_check_becomes_invalid_result() -> None:
 
     # A RuntimeError from elsewhere (a client closed under the call) stays what it is,
     # for the pool's translation to call it a lost session.
-    with (
-        pytest.raises(RuntimeError, match="async context manager"),
-        _output_checked("s", "t", tool, trio.Event()),
-    ):
+    with pytest.raises(RuntimeError, match="async context manager") as info:
         session_gone()
+    assert _output_error(info.value, "s", "t", tool, trio.Event()) is None

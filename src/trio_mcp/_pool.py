@@ -3,8 +3,9 @@
 ``open_mcp_pool`` owns a nursery holding one supervisor task per server (see
 ``_server.py``); sessions open lazily, one per server, and are shared by every
 caller. Requests go straight from the caller's task onto the shared session, so
-the caller's cancel scopes apply to them directly; the pool adds its per-server
-default deadline as one more cancel scope around each request.
+the caller's cancel scopes apply to them directly; the pool adds one more cancel
+scope around each request, which its server's ``call_timeout`` (kept by the server's
+watchdog, see ``_server.Request``) and ``remove_server`` end.
 """
 
 from __future__ import annotations
