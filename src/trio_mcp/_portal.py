@@ -24,6 +24,7 @@ ends for any reason the jobs still pending are failed with :class:`PoolClosedErr
 from __future__ import annotations
 
 import atexit
+import collections
 import contextvars
 import functools
 import logging
@@ -161,6 +162,10 @@ class Portal:
         # one whose set.remove()/pop() takes a job out (atomic under the GIL) answers it.
         self._pending: set[_Job] = set()
         self._lock = threading.Lock()  # only for setting _dead
+        # The jobs on their way to the trio thread, and whether a _drain is queued
+        # there that will still look at them (then a caller need not queue another).
+        self._inbox: collections.deque[_Job] = collections.deque()
+        self._drain_queued = False
         # Trio thread only: the idle workers (most recent last), and the context each
         # job starts from (a copy of it, as a task started in the job nursery would).
         self._idle: list[_Worker] = []
@@ -233,6 +238,14 @@ class Portal:
                 self._startup_error = exc
             else:
                 logger.exception("the portal's trio thread failed")
+
+    def _drain(self) -> None:
+        """Run in the trio thread (a ``run_sync_soon`` callback): start every job of the inbox."""
+        # First, so that a job added from now on makes its caller queue another _drain.
+        self._drain_queued = False
+        inbox = self._inbox
+        while inbox:
+            self._spawn(inbox.popleft())
 
     def _spawn(self, job: _Job) -> None:
         """Run in the trio thread (a ``run_sync_soon`` callback): it must never raise,
@@ -365,6 +378,7 @@ class Portal:
         with self._lock:
             if self._dead is None:
                 self._dead = why
+        self._inbox.clear()
         pending = self._pending
         while True:
             try:
@@ -413,19 +427,20 @@ class Portal:
         dead = self._dead
         if dead is not None:
             raise PoolClosedError(dead)
-        # From here the job is answered, whatever happens: by the trio thread, or by
-        # _mark_dead once its run is over (checked before, or submitted too late below).
-        self._pending.add(job)
+        main = threading.current_thread() is threading.main_thread()
         token = self._token
         assert token is not None
+        # From here the job is answered, whatever happens: by the trio thread, or by
+        # _mark_dead once the run is over (it takes every job still in _pending).
+        self._pending.add(job)
         try:
-            token.run_sync_soon(self._spawn, job)
-        except trio.RunFinishedError:
-            self._mark_dead("the portal is closed")
-        try:
+            try:
+                self._queue(job, token, main)
+            except trio.RunFinishedError:
+                self._mark_dead("the portal is closed")
             if wait is not None:
                 wait(job)
-            elif threading.current_thread() is threading.main_thread():
+            elif main:
                 # Wake now and then so a Ctrl-C is seen even when the signal landed
                 # on another thread; a released lock still returns at once.
                 while not job.done.acquire(timeout=_SIGNAL_POLL_SECONDS):
@@ -442,6 +457,29 @@ class Portal:
         if job.error is not None:
             raise job.error
         return job.result
+
+    def _queue(self, job: _Job, token: trio.lowlevel.TrioToken, main: bool) -> None:
+        """Put ``job`` in the inbox and make sure a :meth:`_drain` will take it.
+
+        A wake-up of the trio thread (``run_sync_soon``) is queued only when none is
+        pending already: under load, most calls skip that system call. The main thread
+        always queues one: a Ctrl-C there could land between claiming the wake-up and
+        queueing it, and leave the other threads' jobs waiting for a wake-up that never
+        comes. Raises ``trio.RunFinishedError`` once the trio run is over.
+        """
+        self._inbox.append(job)
+        if main:
+            token.run_sync_soon(self._drain)
+        elif not self._drain_queued:
+            self._drain_queued = True
+            try:
+                token.run_sync_soon(self._drain)
+            except BaseException:
+                # No wake-up was queued (the run is over): the next caller queues its
+                # own. A caller that relied on this one meanwhile had its job checked in
+                # before, so the _mark_dead that follows this RunFinishedError fails it.
+                self._drain_queued = False
+                raise
 
     def call(self, async_fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None) -> T:
         """Run ``await async_fn(*args)`` in the portal's trio thread; block until it is done.
@@ -497,6 +535,8 @@ class Portal:
         """
         check_progress_options(progress, idle_timeout)
         pool = self._running_pool()
+        if progress is None and idle_timeout is None and meta is None:
+            return self._call(pool.tool_call, (server, name, arguments), timeout)
         if progress is None or is_async_function(progress):
             on_progress = progress
             updates: queue.SimpleQueue[Any] | None = None
