@@ -475,9 +475,9 @@ class Portal:
             try:
                 token.run_sync_soon(self._drain)
             except BaseException:
-                # No wake-up was queued (the run is over): the next caller queues its
-                # own. A caller that relied on this one meanwhile had its job checked in
-                # before, so the _mark_dead that follows this RunFinishedError fails it.
+                # None was queued. If the run is over, _mark_dead (next) fails the jobs
+                # of the callers that relied on this wake-up meanwhile; if this thread
+                # was interrupted, the next caller queues one.
                 self._drain_queued = False
                 raise
 
