@@ -13,6 +13,7 @@ import contextvars
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -64,6 +65,37 @@ def test_a_job_starts_from_a_fresh_context_on_a_reused_worker(portal: trio_mcp.P
     # The same worker ran both (one caller at a time), yet the second saw a clean context.
     assert second[0] is first[0]
     assert (first[1], second[1]) == ("fresh", "fresh")
+
+
+class _Big:
+    """Stands for a large answer or argument."""
+
+
+def test_an_idle_worker_holds_no_answer_nor_argument(portal: trio_mcp.Portal) -> None:
+    async def answer(argument: _Big) -> _Big:
+        await trio.lowlevel.checkpoint()
+        return _Big()
+
+    for _ in range(2):  # the first job of a new worker, then one handed to it while idle
+        argument = _Big()
+        gone = [weakref.ref(argument), weakref.ref(portal.call(answer, argument))]
+        del argument
+        # Freed as soon as the caller drops them (no garbage collection needed).
+        assert [ref() for ref in gone] == [None, None]
+
+    async def fail(argument: _Big) -> None:
+        raise ValueError("no answer")
+
+    async def stall(argument: _Big) -> None:
+        await trio.sleep_forever()
+
+    for call in (lambda arg: portal.call(fail, arg), lambda arg: portal.call(stall, arg, timeout=0.05)):
+        argument = _Big()
+        gone = [weakref.ref(argument)]
+        with pytest.raises((ValueError, trio_mcp.ToolCallTimeout)):
+            call(argument)
+        del argument
+        assert gone[0]() is None
 
 
 def test_a_timeout_ends_with_its_call(portal: trio_mcp.Portal) -> None:

@@ -279,16 +279,19 @@ class Portal:
             return  # already answered (by _mark_dead)
         job.done.release()
 
-    async def _work(self, job: _Job | None) -> None:
+    async def _work(self, job: _Job) -> None:
         """A worker task of the job nursery: runs ``job``, then each job it is handed
         while idle, until the portal closes or enough other workers are idle."""
         worker = _Worker(trio.lowlevel.current_task(), self._idle)
-        while job is not None:
-            job = await self._serve(job, worker)
+        worker.job = job
+        del job  # a worker holds a job only while it runs it: not its answer after
+        while worker.job is not None:
+            await self._serve(worker)
 
-    async def _serve(self, job: _Job, worker: _Worker) -> _Job | None:
-        """Run ``job`` and the next ones inside one cancel scope, until it is spent (a
-        job was cancelled, or timed out); return the next job, or None to end.
+    async def _serve(self, worker: _Worker) -> None:
+        """Run ``worker.job`` and the next ones inside one cancel scope, until it is
+        spent (a job was cancelled, or timed out); leave the next job in ``worker.job``
+        (None: the worker ends).
 
         One scope for many jobs (entering a ``CancelScope`` costs as much as the rest
         of a hop): a job's timeout is the scope's deadline while it runs, and
@@ -298,7 +301,8 @@ class Portal:
         error: BaseException | None = None
         try:
             with trio.CancelScope() as scope:  # noqa: ASYNC912 (the jobs and the idle wait await)
-                while True:
+                while (job := worker.job) is not None:
+                    worker.job = None
                     if job.cancelled:
                         job.error = _cancelled_error(job)  # abandoned before it started
                     else:
@@ -317,12 +321,12 @@ class Portal:
                         if job.timeout is not None:
                             scope.deadline = math.inf
                     self._finish(job)
+                    job = None  # the caller may be done with the answer: let it go
                     if scope.cancel_called:
                         break  # spent (a deadline passed as the job ended): take a new one
-                    next_job = await self._next_job(worker)
-                    if next_job is None:
-                        return None
-                    job = next_job
+                    await self._next_job(worker)
+                else:
+                    return
         except Exception as exc:
             # An exception group out of the job, from which the scope took its Cancelled.
             if running is None:
@@ -341,19 +345,19 @@ class Portal:
             running.error = error if error is not None else _cancelled_error(running)
             running.scope = None
             self._finish(running)
-        return await self._next_job(worker)
+        job = running = error = None  # hold no answer while idle
+        await self._next_job(worker)
 
-    async def _next_job(self, worker: _Worker) -> _Job | None:
-        """Wait, idle, until :meth:`_spawn` hands ``worker`` a job (None: end)."""
+    async def _next_job(self, worker: _Worker) -> None:
+        """Wait, idle, until :meth:`_spawn` hands ``worker`` a job (in ``worker.job``);
+        return at once, with none, when the worker is to end."""
         if self._closing or len(self._idle) >= _IDLE_WORKERS:
-            return None
+            return
         # The next job starts from a fresh context, as it would in a task of its own.
         assert self._context is not None
         worker.task.context = self._context.copy()
-        worker.job = None
         self._idle.append(worker)
         await trio.lowlevel.wait_task_rescheduled(worker.abort)
-        return worker.job
 
     def _thread_main(self, servers: Mapping[str, ServerConfig], options: PoolOptions) -> None:
         try:
@@ -454,9 +458,17 @@ class Portal:
             except trio.RunFinishedError:
                 pass
             raise
-        if job.error is not None:
-            raise job.error
-        return job.result
+        error = job.error
+        if error is None:
+            return job.result
+        # Raised from a frame that holds neither the job nor the error: no reference
+        # cycle (error -> traceback -> this frame -> error) keeps the call's arguments
+        # and answer alive until the next garbage collection.
+        del job
+        try:
+            raise error
+        finally:
+            del error
 
     def _queue(self, job: _Job, token: trio.lowlevel.TrioToken, main: bool) -> None:
         """Put ``job`` in the inbox and make sure a :meth:`_drain` will take it.
