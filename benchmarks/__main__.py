@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import _scenarios as sc
-from ._report import SCENARIOS, chart, markdown, table, targets_table
+from ._report import HOP_ROWS, SCENARIOS, chart, markdown, table, targets_table
 from ._systems import SYSTEMS, HttpBenchServer, Target, typescript_server_installed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,9 +116,7 @@ def plan(settings: Settings, http: HttpBenchServer) -> list[Step]:
         steps += _interleaved("latency", transport, rounds, [(1, ALL, latency)], weight)
     rounds, hops, warmup = settings.hop
     hop = partial(sc.hop, calls=hops, warmup=warmup)
-    steps += _interleaved(
-        "hop", "none", rounds, [(1, ["portal", "anyio-portal", "trio.from_thread"], hop)], 0.2
-    )
+    steps += _interleaved("hop", "none", rounds, [(1, list(HOP_ROWS), hop)], 0.2)
     rounds, seconds = settings.throughput
     ts = Target("ts-stdio", http)
     tool, arguments = ts.echo

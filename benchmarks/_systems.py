@@ -229,12 +229,24 @@ class PortalHandle:
         self.list_tools = portal.list_tools
 
     def hop(self) -> None:
-        """One round trip into the portal's trio thread with no MCP request.
+        """One round trip into the portal's trio thread with no MCP request: ``statistics()``.
 
-        The portal has no public "run this" yet; ``statistics()`` is its smallest public
-        call (a snapshot of the pool's counters taken in the trio thread).
+        Its smallest public call, and a plain function (a snapshot of the pool's
+        counters, here of no server): the trio thread runs it right in the wake-up's
+        ``run_sync_soon`` callback, with no task step. :class:`PortalCallHandle` is the
+        hop of an async function.
         """
         self.portal.statistics()
+
+
+class PortalCallHandle:
+    def __init__(self, portal: trio_mcp.Portal) -> None:
+        self.portal = portal
+
+    def hop(self) -> None:
+        """``Portal.call`` of an async no-op: the hop every pool method takes (one task
+        step in a worker of the portal's nursery, after the wake-up)."""
+        self.portal.call(_nothing)
 
 
 @contextmanager
@@ -242,6 +254,12 @@ def open_portal(targets: Targets) -> Iterator[PortalHandle]:
     servers = {name: target.config() for name, target in targets.items()}
     with trio_mcp.start_portal(servers) as portal:
         yield PortalHandle(portal)
+
+
+@contextmanager
+def open_portal_call(targets: Targets) -> Iterator[PortalCallHandle]:
+    with open_portal(targets) as handle:
+        yield PortalCallHandle(handle.portal)
 
 
 async def _nothing() -> None:
@@ -328,9 +346,21 @@ class TrioThreadHandle:
         trio.from_thread.run(_nothing, trio_token=self.token)
 
 
+class WakeUpHandle(TrioThreadHandle):
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        super().__init__(token)
+        self.lock = threading.Lock()
+        self.lock.acquire()
+
+    def hop(self) -> None:
+        """The least any hop does: wake the trio thread, which releases a lock we wait on."""
+        self.token.run_sync_soon(self.lock.release)
+        self.lock.acquire()
+
+
 @contextmanager
 def open_trio_thread(_targets: Targets) -> Iterator[TrioThreadHandle]:
-    """A bare ``trio.run`` in a thread, reached with ``trio.from_thread.run``: the hop's floor."""
+    """A bare ``trio.run`` in a thread, reached with ``trio.from_thread.run``."""
     ready = threading.Event()
     box: dict[str, Any] = {}
 
@@ -347,6 +377,13 @@ def open_trio_thread(_targets: Targets) -> Iterator[TrioThreadHandle]:
     finally:
         trio.from_thread.run_sync(box["stop"].set, trio_token=box["token"])
         thread.join()
+
+
+@contextmanager
+def open_wake_up(targets: Targets) -> Iterator[WakeUpHandle]:
+    """A bare trio thread, woken with ``TrioToken.run_sync_soon``: the floor of a hop."""
+    with open_trio_thread(targets) as handle:
+        yield WakeUpHandle(handle.token)
 
 
 @dataclass(frozen=True)
@@ -390,12 +427,25 @@ _ALL = [
 ]
 #: The systems, in table order (fastmcp only where it is installed).
 SYSTEMS: dict[str, System] = {s.name: s for s in _ALL if s.name != "fastmcp" or _fastmcp_installed()}
-#: Not systems but floors to compare with, shown in the scenarios that use them.
+#: Not systems but rows to compare with, shown in the scenarios that use them (the hop):
+#: the portal's async hop, and the floors of a hop into a trio thread.
 REFERENCES: dict[str, System] = {
+    "portal.call": System(
+        "portal.call",
+        "threads",
+        open_portal_call,
+        "`Portal.call` of an async no-op (the `portal` row's hop is `statistics()`, a plain function)",
+    ),
     "trio.from_thread": System(
         "trio.from_thread",
         "threads",
         open_trio_thread,
         "`trio.from_thread.run` of a no-op into a bare trio thread",
-    )
+    ),
+    "run_sync_soon": System(
+        "run_sync_soon",
+        "threads",
+        open_wake_up,
+        "`TrioToken.run_sync_soon` of a lock's release into a bare trio thread: the floor",
+    ),
 }

@@ -155,8 +155,10 @@ def test_quick_benchmark_produces_every_system_and_scenario(tmp_path: Path) -> N
     assert levels("portal") == levels("anyio-portal") == {8}
     assert {r["system"] for r in records if r["scenario"] == "hop"} == {
         "portal",
+        "portal.call",
         "anyio-portal",
         "trio.from_thread",
+        "run_sync_soon",
     }
     assert {r["system"] for r in records if r["scenario"] == "scale"} == {"raw", "pool"}
 

@@ -30,6 +30,7 @@ from trio_mcp import result_text
 from trio_mcp._portal import _Job
 
 from .conftest import SERVER, HttpServer, config_for, stdio_server
+from .test_portal_hop import spy_jobs
 
 STUBBORN = str(Path(SERVER).with_name("stubborn_server.py"))
 
@@ -239,14 +240,7 @@ def test_portal_timeouts_and_interrupts_are_counted(http_server: HttpServer) -> 
         for _ in range(2):
             with pytest.raises(trio_mcp.ToolCallTimeout, match="on server 's'"):
                 portal.tool_call("s", "slow", {"seconds": 60}, timeout=0.2)
-        jobs: list[_Job] = []
-        spawn = portal._spawn
-
-        def spy(job: _Job) -> None:
-            jobs.append(job)
-            spawn(job)
-
-        portal._spawn = spy  # type: ignore[method-assign]
+        jobs = spy_jobs(portal)
         timer = threading.Timer(0.5, _thread.interrupt_main)
         timer.start()
         with pytest.raises(KeyboardInterrupt):

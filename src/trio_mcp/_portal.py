@@ -4,10 +4,18 @@
 in it and returns once the pool is ready (or raises the startup error in the
 caller). Each blocking call crosses into that thread exactly once: the caller
 queues a job with ``TrioToken.run_sync_soon`` (the cheapest hand-off trio has — no
-memory-channel round trip, no ``Future``), the trio thread starts one task for it in
-the portal's job nursery, and the task hands the answer back by releasing a lock the
-caller is blocked on. Calls from many threads therefore run concurrently inside the
-nursery.
+memory-channel round trip, no ``Future``), the trio thread hands it to a worker task
+of the portal's job nursery, and the worker hands the answer back by releasing a lock
+the caller is blocked on. Calls from many threads therefore run concurrently inside
+the nursery.
+
+A hop costs little beyond trio's own cross-thread wake-up: workers are long-lived
+(an idle one is woken with ``reschedule``, no task is started per call), a worker runs
+its jobs inside one cancel scope that is replaced only after it was cancelled (a
+timeout sets its deadline), and neither side takes a lock to track jobs. Each job
+still starts from a fresh copy of the nursery's context, as a new task would. A job
+that is plain synchronous work (:meth:`Portal.statistics`) runs right in the
+``run_sync_soon`` callback.
 
 No call can wait forever: every submitted job is tracked, and if the trio thread
 ends for any reason the jobs still pending are failed with :class:`PoolClosedError`.
@@ -16,6 +24,8 @@ ends for any reason the jobs still pending are failed with :class:`PoolClosedErr
 from __future__ import annotations
 
 import atexit
+import collections
+import contextvars
 import functools
 import logging
 import math
@@ -51,6 +61,14 @@ T = TypeVar("T")
 _live_portals: weakref.WeakSet[Portal] = weakref.WeakSet()
 # How often a main-thread caller checks for KeyboardInterrupt while it waits.
 _SIGNAL_POLL_SECONDS = 0.05
+# How many idle worker tasks the trio thread keeps for the next calls; a worker that
+# finishes a job when this many are idle ends.
+_IDLE_WORKERS = 32
+# Why a portal serves no calls in a forked child.
+_FORKED = (
+    "this portal was started in another process (before a fork); its thread "
+    "does not exist here: start a new portal in this process"
+)
 # Put on a call's progress queue when the call is over.
 _CALL_OVER = object()
 
@@ -63,7 +81,12 @@ _UNSET = _Unset()
 
 
 class _Job:
-    """One blocking call: what to run, and the lock its caller waits on."""
+    """One blocking call: what to run, and the lock its caller waits on.
+
+    ``fn`` is an async function, or with ``sync`` a plain one run in the trio thread's
+    ``run_sync_soon`` callback (it must not block). The job's answer (``result`` or
+    ``error``) is handed over by whoever takes it out of :attr:`Portal._pending`.
+    """
 
     __slots__ = (
         "args",
@@ -75,24 +98,28 @@ class _Job:
         "result",
         "scope",
         "server",
+        "sync",
         "timeout",
     )
 
     def __init__(
         self,
-        fn: Callable[..., Awaitable[Any]],
+        fn: Callable[..., Any],
         args: tuple[Any, ...],
         timeout: float | None,
         server: str | None,
+        sync: bool = False,
     ):
         self.fn = fn
         self.server = server
         self.args = args
         self.timeout = timeout
+        self.sync = sync
         self.done = threading.Lock()
         self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
+        # The cancel scope of the worker running this job, while it runs.
         self.scope: trio.CancelScope | None = None
         self.cancelled = False
         #: The caller's OpenTelemetry context: its current span parents the call's spans.
@@ -103,6 +130,22 @@ class _Job:
         self.cancelled = True
         if self.scope is not None:
             self.scope.cancel()
+
+
+class _Worker:
+    """A worker task of a portal's job nursery (trio thread only)."""
+
+    __slots__ = ("idle", "job", "task")
+
+    def __init__(self, task: trio.lowlevel.Task, idle: list[_Worker]):
+        self.task = task
+        self.idle = idle
+        self.job: _Job | None = None  # handed over by Portal._spawn while idle
+
+    def abort(self, _: Any) -> trio.lowlevel.Abort:
+        """Cancelled while idle (the nursery is closing)."""
+        self.idle.remove(self)
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 class Portal:
@@ -119,8 +162,19 @@ class Portal:
         self._pool: MCPPool | None = None
         self._jobs: trio.Nursery | None = None
         self._stop: trio.Event | None = None
+        # The jobs submitted and not yet answered. Neither side takes a lock for it: the
+        # one whose set.remove()/pop() takes a job out (atomic under the GIL) answers it.
         self._pending: set[_Job] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # only for setting _dead
+        # The jobs on their way to the trio thread, and whether a _drain is queued
+        # there that will still look at them (then a caller need not queue another).
+        self._inbox: collections.deque[_Job] = collections.deque()
+        self._drain_queued = False
+        # Trio thread only: the idle workers (most recent last), and the context each
+        # job starts from (a copy of it, as a task started in the job nursery would).
+        self._idle: list[_Worker] = []
+        self._context: contextvars.Context | None = None
+        self._closing = False
         self._dead: str | None = None  # why this process's thread serves no more calls
         self._pid = os.getpid()  # the process whose thread this is (see _unusable)
         self._ready = threading.Event()
@@ -142,10 +196,7 @@ class Portal:
         thread, which the process id tells.
         """
         if self._pid != os.getpid():
-            return (
-                "this portal was started in another process (before a fork); its thread "
-                "does not exist here: start a new portal in this process"
-            )
+            return _FORKED
         return self._dead
 
     @property
@@ -168,10 +219,18 @@ class Portal:
                         self._pool, self._jobs = pool, jobs
                         self._servers = pool.servers
                         self._stop = trio.Event()
+                        self._context = trio.lowlevel.current_task().context.copy()
                         self._token = trio.lowlevel.current_trio_token()
                         self._ready.set()
                         await self._stop.wait()
                         pool.close()
+                        # The idle workers end; a job still arriving starts a worker that
+                        # runs it (it fails fast: the pool is closed) and ends.
+                        self._closing = True
+                        idle = list(self._idle)
+                        self._idle.clear()
+                        for worker in idle:
+                            trio.lowlevel.reschedule(worker.task)  # its job is None: it ends
                         # Every request now fails fast with PoolClosedError; a job that
                         # does not finish within a few seconds anyway is cancelled.
                         jobs.cancel_scope.deadline = trio.current_time() + 5
@@ -184,47 +243,126 @@ class Portal:
             else:
                 logger.exception("the portal's trio thread failed")
 
+    def _drain(self) -> None:
+        """Run in the trio thread (a ``run_sync_soon`` callback): start every job of the inbox."""
+        # First, so that a job added from now on makes its caller queue another _drain.
+        self._drain_queued = False
+        inbox = self._inbox
+        while inbox:
+            self._spawn(inbox.popleft())
+
     def _spawn(self, job: _Job) -> None:
         """Run in the trio thread (a ``run_sync_soon`` callback): it must never raise,
         or the whole trio run crashes; a job that cannot start fails itself."""
         jobs = self._jobs
-        try:
-            if jobs is None:
-                raise RuntimeError("the jobs nursery is closed")
-            jobs.start_soon(self._run_job, job)
-        except RuntimeError:
-            self._finish(job, PoolClosedError("the portal closed before the call could start"))
+        if jobs is None:
+            job.error = PoolClosedError("the portal closed before the call could start")
+        elif job.sync:
+            try:
+                job.result = job.fn(*job.args)
+            except BaseException as exc:  # noqa: ASYNC103 - a plain function: no Cancelled here
+                job.error = exc
+        elif self._idle:
+            worker = self._idle.pop()
+            worker.job = job
+            trio.lowlevel.reschedule(worker.task)
+            return
+        else:
+            try:
+                jobs.start_soon(self._work, job)
+                return
+            except RuntimeError:  # the nursery is closed to new tasks
+                job.error = PoolClosedError("the portal closed before the call could start")
+        self._finish(job)
 
-    def _finish(self, job: _Job, error: BaseException | None) -> None:
+    def _finish(self, job: _Job) -> None:
         """Hand ``job``'s outcome to its caller (at most once)."""
-        with self._lock:
-            if job not in self._pending:
-                return  # already answered (by _mark_dead)
-            self._pending.discard(job)
-        if error is not None:
-            job.error = error
+        try:
+            self._pending.remove(job)
+        except KeyError:
+            return  # already answered (by _mark_dead)
         job.done.release()
 
-    async def _run_job(self, job: _Job) -> None:
+    async def _work(self, job: _Job) -> None:
+        """A worker task of the job nursery: runs ``job``, then each job it is handed
+        while idle, until the portal closes or enough other workers are idle."""
+        worker = _Worker(trio.lowlevel.current_task(), self._idle)
+        worker.job = job
+        del job  # a worker holds a job only while it runs it: not its answer after
+        while worker.job is not None:
+            await self._serve(worker)
+
+    async def _serve(self, worker: _Worker) -> None:
+        """Run ``worker.job`` and the next ones inside one cancel scope, until it is
+        spent (a job was cancelled, or timed out); leave the next job in ``worker.job``
+        (None: the worker ends).
+
+        One scope for many jobs (entering a ``CancelScope`` costs as much as the rest
+        of a hop): a job's timeout is the scope's deadline while it runs, and
+        :meth:`_Job.cancel` cancels the scope only while its job runs in it.
+        """
+        running: _Job | None = None
+        error: BaseException | None = None
         try:
-            with trio.CancelScope() as scope, carried(job.context):
-                job.scope = scope
-                if job.cancelled:
-                    scope.cancel()
-                if job.timeout is not None:
-                    scope.deadline = trio.current_time() + job.timeout
-                job.result = await job.fn(*job.args)
-            if scope.cancelled_caught:
-                job.error = _cancelled_error(job)
+            with trio.CancelScope() as scope:  # noqa: ASYNC912 (the jobs and the idle wait await)
+                while (job := worker.job) is not None:
+                    worker.job = None
+                    if job.cancelled:
+                        job.error = _cancelled_error(job)  # abandoned before it started
+                    else:
+                        running = job
+                        job.scope = scope
+                        if job.timeout is not None:
+                            scope.deadline = trio.current_time() + job.timeout
+                        try:
+                            with carried(job.context):
+                                job.result = await job.fn(*job.args)
+                        except Exception as exc:
+                            # The pool's own methods raise only MCPPoolError; a function
+                            # given to Portal.call may raise anything, and its caller
+                            # gets it as it is.
+                            job.error = exc
+                        running = job.scope = None
+                        if job.timeout is not None:
+                            scope.deadline = math.inf
+                    self._finish(job)
+                    job = None  # the caller may be done with the answer: let it go
+                    if scope.cancel_called:
+                        break  # spent (a deadline passed as the job ended): take a new one
+                    await self._next_job(worker)
+                else:
+                    return
         except Exception as exc:
-            # The pool's own methods raise only MCPPoolError; a function given to
-            # Portal.call may raise anything, and its caller gets it as it is.
-            job.error = exc
+            # An exception group out of the job, from which the scope took its Cancelled.
+            if running is None:
+                raise
+            error = exc
         except BaseException:
-            job.error = PoolClosedError("the portal closed while the call was in flight")
+            # Cancelled by the nursery (the portal is closing), or worse: the job ends
+            # with the worker.
+            if running is not None:
+                running.error = PoolClosedError("the portal closed while the call was in flight")
+                running.scope = None
+                self._finish(running)
             raise
-        finally:
-            self._finish(job, None)
+        if running is not None:
+            # The scope caught the Cancelled meant for the running job.
+            running.error = error if error is not None else _cancelled_error(running)
+            running.scope = None
+            self._finish(running)
+        job = running = error = None  # hold no answer while idle
+        await self._next_job(worker)
+
+    async def _next_job(self, worker: _Worker) -> None:
+        """Wait, idle, until :meth:`_spawn` hands ``worker`` a job (in ``worker.job``);
+        return at once, with none, when the worker is to end."""
+        if self._closing or len(self._idle) >= _IDLE_WORKERS:
+            return
+        # The next job starts from a fresh context, as it would in a task of its own.
+        assert self._context is not None
+        worker.task.context = self._context.copy()
+        self._idle.append(worker)
+        await trio.lowlevel.wait_task_rescheduled(worker.abort)
 
     def _thread_main(self, servers: Mapping[str, ServerConfig], options: PoolOptions) -> None:
         try:
@@ -241,13 +379,21 @@ class Portal:
             self._finished.set()
 
     def _mark_dead(self, why: str) -> None:
-        """No call can be served from now on: fail every call still waiting."""
+        """No call can be served from now on: fail every call still waiting.
+
+        Called once the trio run is over (no worker runs any more), so every job still
+        in :attr:`_pending` is one nobody else will answer.
+        """
         with self._lock:
             if self._dead is None:
                 self._dead = why
-            stranded, self._pending = self._pending, set()
-        # Taking a job out of _pending (under the lock) is what entitles one to answer it.
-        for job in stranded:
+        self._inbox.clear()
+        pending = self._pending
+        while True:
+            try:
+                job = pending.pop()
+            except KeyError:
+                return
             if job.error is None:
                 job.error = PoolClosedError(f"{why}; the call was not answered")
             job.done.release()
@@ -268,29 +414,42 @@ class Portal:
         _check_timeout(timeout)
         if isinstance(server, _Unset):
             server = args[0] if args and isinstance(args[0], str) else None
-        unusable = self._unusable()
-        if unusable is not None and self._pid != os.getpid():
-            raise PoolClosedError(unusable)
-        if self._thread is not None and threading.get_ident() == self._thread.ident:
+        result: T = self._submit(_Job(fn, args, timeout, server), wait)
+        return result
+
+    def _call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the plain function ``fn(*args)`` in the trio thread, right in the hop's
+        ``run_sync_soon`` callback (no task): for quick work that neither blocks nor awaits."""
+        result: T = self._submit(_Job(fn, args, None, None, sync=True), None)
+        return result
+
+    def _submit(self, job: _Job, wait: Callable[[_Job], None] | None) -> Any:
+        """Hand ``job`` to the trio thread, wait for its answer and return (or raise) it."""
+        if self._pid != os.getpid():
+            raise PoolClosedError(_FORKED)
+        thread = self._thread
+        if thread is not None and threading.get_ident() == thread.ident:
             raise RuntimeError(
                 "a portal method was called from the portal's own trio thread, which would "
                 "deadlock; inside trio, await the pool's methods instead"
             )
-        job = _Job(fn, args, timeout, server)
-        with self._lock:
-            if self._dead is not None:
-                raise PoolClosedError(self._dead)
-            self._pending.add(job)
+        dead = self._dead
+        if dead is not None:
+            raise PoolClosedError(dead)
+        main = threading.current_thread() is threading.main_thread()
         token = self._token
         assert token is not None
+        # From here the job is answered, whatever happens: by the trio thread, or by
+        # _mark_dead once the run is over (it takes every job still in _pending).
+        self._pending.add(job)
         try:
-            token.run_sync_soon(self._spawn, job)
-        except trio.RunFinishedError:
-            self._mark_dead("the portal is closed")
-        try:
+            try:
+                self._queue(job, token, main)
+            except trio.RunFinishedError:
+                self._mark_dead("the portal is closed")
             if wait is not None:
                 wait(job)
-            elif threading.current_thread() is threading.main_thread():
+            elif main:
                 # Wake now and then so a Ctrl-C is seen even when the signal landed
                 # on another thread; a released lock still returns at once.
                 while not job.done.acquire(timeout=_SIGNAL_POLL_SECONDS):
@@ -304,10 +463,40 @@ class Portal:
             except trio.RunFinishedError:
                 pass
             raise
-        if job.error is not None:
-            raise job.error
-        result: T = job.result
-        return result
+        error = job.error
+        if error is None:
+            return job.result
+        # Raised from a frame that holds neither the job nor the error: no reference
+        # cycle (error -> traceback -> this frame -> error) keeps the call's arguments
+        # and answer alive until the next garbage collection.
+        del job
+        try:
+            raise error
+        finally:
+            del error
+
+    def _queue(self, job: _Job, token: trio.lowlevel.TrioToken, main: bool) -> None:
+        """Put ``job`` in the inbox and make sure a :meth:`_drain` will take it.
+
+        A wake-up of the trio thread (``run_sync_soon``) is queued only when none is
+        pending already: under load, most calls skip that system call. The main thread
+        always queues one: a Ctrl-C there could land between claiming the wake-up and
+        queueing it, and leave the other threads' jobs waiting for a wake-up that never
+        comes. Raises ``trio.RunFinishedError`` once the trio run is over.
+        """
+        self._inbox.append(job)
+        if main:
+            token.run_sync_soon(self._drain)
+        elif not self._drain_queued:
+            self._drain_queued = True
+            try:
+                token.run_sync_soon(self._drain)
+            except BaseException:
+                # None was queued. If the run is over, _mark_dead (next) fails the jobs
+                # of the callers that relied on this wake-up meanwhile; if this thread
+                # was interrupted, the next caller queues one.
+                self._drain_queued = False
+                raise
 
     def call(self, async_fn: Callable[..., Awaitable[T]], *args: Any, timeout: float | None = None) -> T:
         """Run ``await async_fn(*args)`` in the portal's trio thread; block until it is done.
@@ -363,6 +552,8 @@ class Portal:
         """
         check_progress_options(progress, idle_timeout)
         pool = self._running_pool()
+        if progress is None and idle_timeout is None and meta is None:
+            return self._call(pool.tool_call, (server, name, arguments), timeout)
         if progress is None or is_async_function(progress):
             on_progress = progress
             updates: queue.SimpleQueue[Any] | None = None
@@ -444,12 +635,7 @@ class Portal:
 
     def statistics(self) -> dict[str, ServerStatistics]:
         """The pool's per-server snapshot, taken in the trio thread (one hop)."""
-        pool = self._running_pool()
-
-        async def snapshot() -> dict[str, ServerStatistics]:  # noqa: ASYNC124 - the portal runs coroutines
-            return pool.statistics()
-
-        return self._call(snapshot, (), None)
+        return self._call_sync(self._running_pool().statistics)
 
     # -- resource templates, completions, subscriptions, server info, skills -------------
     # Thin: each is one crossing to the pool method of the same name.
