@@ -59,6 +59,10 @@ __all__ = ["stdio_transport"]
 logger = logging.getLogger("trio_mcp")
 
 _READ_SIZE = 1 << 20
+# Messages parsed ahead of the session while it is busy (at most this many times
+# max_message_bytes held): several responses in one chunk are handed over without the
+# reader waiting for the session between them (~3 % more calls/s at 8 callers).
+_READ_AHEAD = 4
 # Bytes kept from each end of a line that cannot be used, to look for its id.
 _PEEK = 1024
 # Seconds: for the server to exit after stdin closes; for its group to go after
@@ -553,7 +557,7 @@ async def stdio_transport(
     finally:
         if ours is not None:
             os.close(ours)
-    read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    read_send, read_receive = anyio.create_memory_object_stream[SessionMessage | Exception](_READ_AHEAD)
     link = _Link(
         server,
         process,
