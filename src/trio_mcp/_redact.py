@@ -173,29 +173,41 @@ _FILTER = _RedactingFilter()
 # How many loggers existed when the filter was last put on (see install_log_redaction).
 _seen_loggers = -1
 _placeholders: list[str] = []
+_covered: set[str] = set()
 
 
 def install_log_redaction() -> None:
     """Put the redacting filter on every logger of httpx2, httpcore2, the SDK and trio-mcp.
 
-    Idempotent and cheap; call it again after new loggers of those families may exist.
+    Idempotent and cheap (a connect calls it, and each server adds a logger of its own):
+    only loggers not seen before are looked at.
     """
-    global _seen_loggers, _placeholders
+    global _seen_loggers
     known = logging.Logger.manager.loggerDict
     if len(known) == _seen_loggers and not any(
         isinstance(known.get(n), logging.Logger) for n in _placeholders
     ):
         return  # no logger was created since the last time (loggers are never removed)
     prefixes = tuple(f"{name}." for name in _LOGGERS)
-    ours = [(name, logger) for name, logger in list(known.items()) if name.startswith(prefixes)]
-    names = [name for name, logger in ours if isinstance(logger, logging.Logger)]
-    # A placeholder (the parent of a logger, not yet asked for) becomes a logger in place.
-    _placeholders = [name for name, logger in ours if not isinstance(logger, logging.Logger)]
-    for name in (*_LOGGERS, *_EXACT_LOGGERS, *names):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-    _seen_loggers = len(known)  # after: the loop above may have created the exact ones
+    if not _covered:
+        for name in (*_LOGGERS, *_EXACT_LOGGERS):
+            _cover(logging.getLogger(name))
+    _placeholders.clear()
+    for name, logger in list(known.items()):
+        if name in _covered or not name.startswith(prefixes):
+            continue
+        if isinstance(logger, logging.Logger):
+            _cover(logger)
+        else:
+            # A placeholder (the parent of a logger, not yet asked for) becomes a logger in place.
+            _placeholders.append(name)
+    _seen_loggers = len(known)
+
+
+def _cover(logger: logging.Logger) -> None:
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    _covered.add(logger.name)
 
 
 install_log_redaction()
