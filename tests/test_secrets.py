@@ -9,6 +9,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Iterator
+from typing import Any
 
 import httpx2
 import prometheus_client
@@ -338,3 +339,34 @@ def test_loggers_created_later_get_the_redacting_filter_too() -> None:
     later = logging.getLogger("httpx2.trio_mcp_test_later")
     install_log_redaction()
     assert _FILTER in later.filters
+
+
+def test_a_logger_created_while_the_filter_is_being_installed_is_covered_next_time() -> None:
+    """Another thread may create a logger while install_log_redaction scans: it must not
+    count as seen (simulated here: the scan itself creates one)."""
+    from trio_mcp._redact import _FILTER, install_log_redaction
+
+    manager = logging.Logger.manager
+    created = "httpx2.trio_mcp_test_created_during_scan"
+
+    class Growing(dict[str, Any]):
+        grown = False
+
+        def items(self) -> Any:
+            snapshot = list(super().items())
+            if not self.grown:
+                self.grown = True
+                logging.getLogger(created)  # as if from another thread, just after the snapshot
+            return snapshot
+
+    original = manager.loggerDict
+    manager.loggerDict = Growing(original)
+    try:
+        logging.getLogger("httpx2.trio_mcp_test_before_scan")  # so that the next call scans
+        install_log_redaction()
+        install_log_redaction()
+        assert _FILTER in logging.getLogger(created).filters
+    finally:
+        restored = dict(manager.loggerDict)
+        manager.loggerDict = original
+        original.update(restored)

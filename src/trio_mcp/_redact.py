@@ -193,6 +193,8 @@ def install_log_redaction() -> None:
         for name in (*_LOGGERS, *_EXACT_LOGGERS):
             _cover(logging.getLogger(name))
     _placeholders.clear()
+    # Counted before the snapshot: a logger another thread adds meanwhile is seen next time.
+    count = len(known)
     for name, logger in list(known.items()):
         if name in _covered or not name.startswith(prefixes):
             continue
@@ -201,7 +203,7 @@ def install_log_redaction() -> None:
         else:
             # A placeholder (the parent of a logger, not yet asked for) becomes a logger in place.
             _placeholders.append(name)
-    _seen_loggers = len(known)
+    _seen_loggers = count
 
 
 def _cover(logger: logging.Logger) -> None:

@@ -612,7 +612,7 @@ async def open_live_session(
         if handler:
             await handler[0].on_message(message)
 
-    target = client_target(name, config, headers, lost.set, auth)
+    target = client_target(name, config, headers, lost, auth)
     client = Client(
         target,
         mode=config.mode,

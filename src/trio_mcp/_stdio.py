@@ -227,6 +227,7 @@ class _Writer:
         except ValueError as exc:  # unencodable: lone surrogates and the like
             await link.refuse(item, exc)
             return
+        written = 0
         if not self.backlog:
             try:
                 written = os.write(self._fd, data)
@@ -241,11 +242,31 @@ class _Writer:
                 return
             data = data[written:]
         sent = trio.Event()
-        self.backlog.append((data, sent))
+        entry = (data, sent)
+        self.backlog.append(entry)
         self.wake.set()
-        await sent.wait()
+        try:
+            await sent.wait()
+        finally:
+            # A message not begun is withdrawn when its sender gives up (as the memory
+            # stream the SDK's own transports use would do); one begun must be finished.
+            if not sent.is_set() and not written and self.backlog[0] is not entry:
+                self.backlog.remove(entry)
         if self.broken:
             raise anyio.BrokenResourceError
+
+    def abandon(self) -> None:
+        """The session is being closed: release every sender now, as if the pipe broke.
+
+        Only the message being written (it may be partly out) is still finished, so
+        that the server never reads half a line.
+        """
+        self.closed = self.broken = True
+        while len(self.backlog) > 1:
+            self.backlog.pop()[1].set()
+        if self.backlog:
+            self.backlog[0][1].set()
+        self.wake.set()
 
     async def aclose(self) -> None:
         """No more messages: the writer task finishes the backlog, then ends."""
@@ -537,11 +558,13 @@ async def stdio_transport(
     max_message_bytes: int,
     *,
     stderr: object = "inherit",
+    lost: trio.Event | None = None,
 ) -> AsyncIterator[TransportStreams]:
     """Run ``command`` in a new session (its own process group) and speak JSON-RPC to it.
 
     ``env`` is added to the SDK's safe default environment, as ``stdio_client`` does.
-    ``stderr`` is the config's choice (see :class:`StdioServer`).
+    ``stderr`` is the config's choice (see :class:`StdioServer`). Once ``lost`` is set
+    (the session is being closed), no sender waits for the pipe any more.
     """
     child_stderr, ours = _stderr_target(server, stderr)
     try:
@@ -570,6 +593,14 @@ async def stdio_transport(
         async with trio.open_nursery() as nursery:
             for task in (link.read, link.write, link.watch):
                 link.start(nursery, task)
+            if lost is not None:
+                lost_event = lost
+
+                async def release_writers() -> None:
+                    await lost_event.wait()
+                    link.writer.abandon()
+
+                link.start(nursery, release_writers)
             if process.stderr is not None:
                 link.start(nursery, link.log_stderr)
             else:

@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 import attrs
 import httpx2
+import trio
 from mcp.client._transport import ReadStream, Transport, TransportStreams, WriteStream
 from mcp.client.sse import sse_client
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -275,11 +276,12 @@ def _build(
     name: str,
     config: ServerConfig,
     rendered: dict[str, str],
-    on_rejected: Callable[[], None],
+    lost: trio.Event,
     auth: httpx2.Auth | None,
 ) -> Transport:
     """The SDK transport; ``rendered`` is the templated headers, or a stdio server's env."""
     assert not isinstance(config, InProcessServer)  # the SDK connects those itself
+    on_rejected = lost.set  # an HTTP server that no longer knows the session
     if isinstance(config, StdioServer):
         if config.cwd is not None and not Path(config.cwd).is_dir():
             raise ServerUnavailableError(
@@ -294,7 +296,14 @@ def _build(
                 errlog=config.stderr if hasattr(config.stderr, "fileno") else sys.stderr,
             )
         return stdio_transport(
-            name, command, list(config.args), env, config.cwd, config.max_message_bytes, stderr=config.stderr
+            name,
+            command,
+            list(config.args),
+            env,
+            config.cwd,
+            config.max_message_bytes,
+            stderr=config.stderr,
+            lost=lost,
         )
     if isinstance(config, SseServer):
         server_auth = auth
@@ -315,23 +324,24 @@ async def open_transport(
     name: str,
     config: ServerConfig,
     headers: dict[str, str],
-    on_end: Callable[[], None],
+    lost: trio.Event,
     auth: httpx2.Auth | None = None,
 ) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream[SessionMessage]]]:
-    """Open the transport ``config`` describes; ``on_end`` fires when it stops delivering.
+    """Open the transport ``config`` describes; it sets ``lost`` when it stops
+    delivering, and a stdio transport stops waiting to write once ``lost`` is set.
 
     ``auth`` authorizes an HTTP transport's requests (see ``_auth``).
     """
     install_log_redaction()  # again: SDK loggers may have been created since import
-    async with _build(name, config, headers, on_end, auth) as (read_stream, write_stream):
-        yield _WatchedReadStream(read_stream, on_end), write_stream
+    async with _build(name, config, headers, lost, auth) as (read_stream, write_stream):
+        yield _WatchedReadStream(read_stream, lost.set), write_stream
 
 
 def client_target(
     name: str,
     config: ServerConfig,
     rendered: dict[str, str],
-    on_end: Callable[[], None],
+    lost: trio.Event,
     auth: httpx2.Auth | None = None,
 ) -> Any:
     """What ``mcp.Client`` connects to for ``config``: an in-process server object as
@@ -339,4 +349,4 @@ def client_target(
     the one place that tells the server types apart)."""
     if isinstance(config, InProcessServer):
         return config.server
-    return open_transport(name, config, rendered, on_end, auth)
+    return open_transport(name, config, rendered, lost, auth)

@@ -52,6 +52,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 import warnings
 from typing import Annotated, Any
 
@@ -151,6 +152,13 @@ async def slow(seconds: float, tag: str = "") -> str:
         raise
     _record(log, "finished")
     return f"slept {seconds}"
+
+
+@server.tool()
+async def freeze(seconds: float) -> str:
+    """Block the server's event loop: meanwhile it reads nothing from stdin."""
+    time.sleep(seconds)  # noqa: ASYNC251 - blocking the loop is the point
+    return "thawed"
 
 
 @server.tool()
