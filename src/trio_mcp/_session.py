@@ -612,7 +612,9 @@ async def open_live_session(
         if handler:
             await handler[0].on_message(message)
 
-    target = client_target(name, config, headers, lost, auth)
+    # What the transport asks to be told when the session begins to close.
+    closing: list[Callable[[], None]] = []
+    target = client_target(name, config, headers, lost, auth, closing)
     client = Client(
         target,
         mode=config.mode,
@@ -655,4 +657,6 @@ async def open_live_session(
         try:
             yield live
         finally:
+            for hook in closing:
+                hook()
             nursery.cancel_scope.cancel()

@@ -558,13 +558,14 @@ async def stdio_transport(
     max_message_bytes: int,
     *,
     stderr: object = "inherit",
-    lost: trio.Event | None = None,
+    closing: list[Callable[[], None]] | None = None,
 ) -> AsyncIterator[TransportStreams]:
     """Run ``command`` in a new session (its own process group) and speak JSON-RPC to it.
 
     ``env`` is added to the SDK's safe default environment, as ``stdio_client`` does.
-    ``stderr`` is the config's choice (see :class:`StdioServer`). Once ``lost`` is set
-    (the session is being closed), no sender waits for the pipe any more.
+    ``stderr`` is the config's choice (see :class:`StdioServer`). A function is added to
+    ``closing`` that the session calls when it begins to close: from then on no sender
+    waits for the pipe (see :meth:`_Writer.abandon`).
     """
     child_stderr, ours = _stderr_target(server, stderr)
     try:
@@ -593,14 +594,8 @@ async def stdio_transport(
         async with trio.open_nursery() as nursery:
             for task in (link.read, link.write, link.watch):
                 link.start(nursery, task)
-            if lost is not None:
-                lost_event = lost
-
-                async def release_writers() -> None:
-                    await lost_event.wait()
-                    link.writer.abandon()
-
-                link.start(nursery, release_writers)
+            if closing is not None:
+                closing.append(link.writer.abandon)
             if process.stderr is not None:
                 link.start(nursery, link.log_stderr)
             else:

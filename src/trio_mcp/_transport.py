@@ -278,6 +278,7 @@ def _build(
     rendered: dict[str, str],
     lost: trio.Event,
     auth: httpx2.Auth | None,
+    closing: list[Callable[[], None]] | None,
 ) -> Transport:
     """The SDK transport; ``rendered`` is the templated headers, or a stdio server's env."""
     assert not isinstance(config, InProcessServer)  # the SDK connects those itself
@@ -303,7 +304,7 @@ def _build(
             config.cwd,
             config.max_message_bytes,
             stderr=config.stderr,
-            lost=lost,
+            closing=closing,
         )
     if isinstance(config, SseServer):
         server_auth = auth
@@ -326,14 +327,15 @@ async def open_transport(
     headers: dict[str, str],
     lost: trio.Event,
     auth: httpx2.Auth | None = None,
+    closing: list[Callable[[], None]] | None = None,
 ) -> AsyncIterator[tuple[_WatchedReadStream, WriteStream[SessionMessage]]]:
-    """Open the transport ``config`` describes; it sets ``lost`` when it stops
-    delivering, and a stdio transport stops waiting to write once ``lost`` is set.
+    """Open the transport ``config`` describes; it sets ``lost`` when it stops delivering.
 
-    ``auth`` authorizes an HTTP transport's requests (see ``_auth``).
+    ``auth`` authorizes an HTTP transport's requests (see ``_auth``). The transport may
+    add to ``closing`` functions for the session to call when it begins to close.
     """
     install_log_redaction()  # again: SDK loggers may have been created since import
-    async with _build(name, config, headers, lost, auth) as (read_stream, write_stream):
+    async with _build(name, config, headers, lost, auth, closing) as (read_stream, write_stream):
         yield _WatchedReadStream(read_stream, lost.set), write_stream
 
 
@@ -343,10 +345,11 @@ def client_target(
     rendered: dict[str, str],
     lost: trio.Event,
     auth: httpx2.Auth | None = None,
+    closing: list[Callable[[], None]] | None = None,
 ) -> Any:
     """What ``mcp.Client`` connects to for ``config``: an in-process server object as
     it is (the SDK connects those in memory), any other a transport (see ``_build``,
     the one place that tells the server types apart)."""
     if isinstance(config, InProcessServer):
         return config.server
-    return open_transport(name, config, rendered, lost, auth)
+    return open_transport(name, config, rendered, lost, auth, closing)
