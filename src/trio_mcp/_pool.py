@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import mcp.types as types
@@ -48,15 +48,20 @@ from ._server import ServerSlot, ServerStatistics
 from ._session import LiveSession, walk_pages
 from ._skills import Skill, SkillEntry, file_uri, find_skill, list_skill_entries, read_verified, skill_from
 from ._subscriptions import ResourceSubscription, open_feed
-from ._telemetry import Tracing
+from ._telemetry import RequestSpan, Tracing
 from ._translate import first_leaf, translate_call_error
 from ._transport import watch_http
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 __all__ = ["MCPPool", "ToolCall", "coerce_batch", "open_mcp_pool", "serve_mcp_pool"]
 
 logger = logging.getLogger("trio_mcp")
 
 T = TypeVar("T")
+PageT = TypeVar("PageT", bound=types.PaginatedResult)
+ItemT = TypeVar("ItemT")
 
 
 @attrs.frozen
@@ -194,12 +199,14 @@ class MCPPool:
         coroutine: one frame less for every resumption of every untraced call.)
         """
         slot = self._slot(server)
-        if self._tracing.tracer() is None:
+        tracer = self._tracing.tracer()
+        if tracer is None:
             return self._request_on(slot, server, what, operation, tool=tool)
-        return self._traced(slot, server, what, operation, tool, prompt)
+        return self._traced(tracer, slot, server, what, operation, tool, prompt)
 
     async def _traced(
         self,
+        tracer: Tracer,
         slot: ServerSlot,
         server: str,
         what: str,
@@ -207,10 +214,7 @@ class MCPPool:
         tool: str | None,
         prompt: str | None,
     ) -> T:
-        span = self._tracing.start(slot, what, tool, prompt)
-        if span is None:  # the provider went away meanwhile
-            return await self._request_on(slot, server, what, operation, tool=tool)
-        with span:
+        with RequestSpan(tracer, slot, what, tool, prompt) as span:
             return span.result(await self._request_on(slot, server, what, operation, tool=tool))
 
     async def _request_on(
@@ -413,14 +417,12 @@ class MCPPool:
     async def list_resources(self, server: str) -> list[types.Resource]:
         """Every resource ``server`` offers (all pages)."""
 
-        async def walk(live: LiveSession) -> list[types.Resource]:
-            def fetch(cursor: str | None) -> Awaitable[types.ListResourcesResult]:
-                return live.client.list_resources(cursor=cursor, cache_mode="bypass")
-
-            pages = await walk_pages(server, "resources/list", fetch)
-            return [resource for page in pages for resource in page.resources]
-
-        return await self._request(server, "resources/list", walk)
+        return await self._listing(
+            server,
+            "resources/list",
+            lambda live, cursor: live.client.list_resources(cursor=cursor, cache_mode="bypass"),
+            lambda page: page.resources,
+        )
 
     async def read_resource(self, server: str, uri: str) -> types.ReadResourceResult:
         """Read the resource at ``uri`` from ``server``."""
@@ -432,14 +434,12 @@ class MCPPool:
     async def list_prompts(self, server: str) -> list[types.Prompt]:
         """Every prompt ``server`` offers (all pages)."""
 
-        async def walk(live: LiveSession) -> list[types.Prompt]:
-            def fetch(cursor: str | None) -> Awaitable[types.ListPromptsResult]:
-                return live.client.list_prompts(cursor=cursor, cache_mode="bypass")
-
-            pages = await walk_pages(server, "prompts/list", fetch)
-            return [prompt for page in pages for prompt in page.prompts]
-
-        return await self._request(server, "prompts/list", walk)
+        return await self._listing(
+            server,
+            "prompts/list",
+            lambda live, cursor: live.client.list_prompts(cursor=cursor, cache_mode="bypass"),
+            lambda page: page.prompts,
+        )
 
     async def get_prompt(
         self, server: str, name: str, arguments: Mapping[str, str] | None = None
@@ -455,14 +455,27 @@ class MCPPool:
     async def list_resource_templates(self, server: str) -> list[types.ResourceTemplate]:
         """Every resource template (``uriTemplate``) ``server`` offers (all pages)."""
 
-        async def walk(live: LiveSession) -> list[types.ResourceTemplate]:
-            def fetch(cursor: str | None) -> Awaitable[types.ListResourceTemplatesResult]:
-                return live.client.list_resource_templates(cursor=cursor, cache_mode="bypass")
+        return await self._listing(
+            server,
+            "resources/templates/list",
+            lambda live, cursor: live.client.list_resource_templates(cursor=cursor, cache_mode="bypass"),
+            lambda page: page.resource_templates,
+        )
 
-            pages = await walk_pages(server, "resources/templates/list", fetch)
-            return [template for page in pages for template in page.resource_templates]
+    def _listing(
+        self,
+        server: str,
+        what: str,
+        fetch: Callable[[LiveSession, str | None], Awaitable[PageT]],
+        items: Callable[[PageT], list[ItemT]],
+    ) -> Awaitable[list[ItemT]]:
+        """Every item of a paginated listing (see ``walk_pages``), as one request."""
 
-        return await self._request(server, "resources/templates/list", walk)
+        async def walk(live: LiveSession) -> list[ItemT]:
+            pages = await walk_pages(server, what, lambda cursor: fetch(live, cursor))
+            return [item for page in pages for item in items(page)]
+
+        return self._request(server, what, walk)
 
     async def complete(
         self,

@@ -89,7 +89,7 @@ _RECHECK_AFTER = 1.0
 
 @attrs.define(eq=False)
 class _ToolIndex:
-    """One complete ``tools/list`` answer, indexed by name, with its argument validators.
+    """One complete ``tools/list`` answer, indexed by name, with its argument checks.
 
     Everything derived from a listing lives here, so dropping the listing drops it all.
     """
@@ -99,7 +99,7 @@ class _ToolIndex:
     #: True when this listing was fetched to re-check a miss in the one before it.
     from_recheck: bool = False
     by_name: dict[str, types.Tool] = attrs.field(init=False)
-    validators: dict[str, _ArgumentCheck | None] = attrs.field(init=False, factory=dict)
+    checks: dict[str, _ArgumentCheck | None] = attrs.field(init=False, factory=dict)
     #: The one re-check a miss in this listing may trigger (shared by every missing caller).
     recheck: SharedOutcome[_ToolIndex] | None = attrs.field(init=False, default=None)
 
@@ -208,9 +208,9 @@ class LiveSession:
         index = await recheck.wait()
         return index.by_name.get(name), index
 
-    def _validator(self, index: _ToolIndex, tool: types.Tool) -> _ArgumentCheck | None:
+    def _argument_check(self, index: _ToolIndex, tool: types.Tool) -> _ArgumentCheck | None:
         try:
-            return index.validators[tool.name]
+            return index.checks[tool.name]
         except KeyError:
             pass
         schema = tool.input_schema
@@ -225,7 +225,7 @@ class LiveSession:
                 # A server with a broken schema still gets the call; it can judge.
                 logger.debug("server %r: tool %r has an unusable input schema", self.server, tool.name)
                 check = None
-        index.validators[tool.name] = check
+        index.checks[tool.name] = check
         return check
 
     async def tool_call(
@@ -252,7 +252,7 @@ class LiveSession:
                 raise UnknownToolError(
                     f"server {self.server!r} has no tool named {name!r}", server=self.server, tool=name
                 )
-            check = self._validator(index, tool)
+            check = self._argument_check(index, tool)
             if check is not None and not check.fits(args or {}):
                 raise _arguments_error(self.server, name, check.validator(), args or {})
         if progress is None and idle_timeout is None:

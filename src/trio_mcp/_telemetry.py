@@ -88,11 +88,6 @@ class Tracing:
             )
         return self._tracer
 
-    def start(self, slot: ServerSlot, what: str, tool: str | None, prompt: str | None) -> RequestSpan | None:
-        """The span of one request on ``slot`` (``what`` as the pool says it), or None."""
-        tracer = self.tracer()
-        return None if tracer is None else RequestSpan(tracer, slot, what, tool, prompt)
-
 
 class RequestSpan:
     """One request's span: current while the request runs (``with``), ended after it."""
