@@ -235,3 +235,25 @@ async def test_list_changed_after_a_restart_on_2026() -> None:
                     await trio.sleep(0.01)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("peer", "mode"), PEER_MODES)
+async def test_a_call_is_one_span_over_the_sdks_own(peer: str, mode: str, http_peers: dict[str, str]) -> None:
+    """Against servers of other SDKs too: one span per call, carrying the negotiated era
+    and the transport (test_telemetry.py follows its context to the server in ``_meta``)."""
+    from .test_telemetry import Recorder
+
+    recorder = Recorder()
+    try:
+        config = config_for(peer, mode, http_peers.get(peer))
+        async with trio_mcp.open_mcp_pool({peer: config}, tracer_provider=recorder.provider) as pool:
+            assert await echo(pool, peer, "traced") == echoed(peer, "traced")
+        [span] = recorder.named("tools/call echo")
+        attributes = dict(span.attributes or {})
+        assert attributes["mcp.method.name"] == "tools/call"
+        assert attributes["gen_ai.tool.name"] == "echo"
+        assert attributes["trio_mcp.server"] == peer
+        assert attributes["mcp.protocol.version"] == negotiates(peer, mode)
+        assert attributes["network.transport"] == ("pipe" if peer.endswith("stdio") else "tcp")
+    finally:
+        recorder.provider.shutdown()
