@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio.from_thread
+import attrs
 import mcp.types as types
 import trio
 from mcp import Client, StdioServerParameters
@@ -339,43 +340,80 @@ def open_datadesigner(targets: Targets) -> Iterator[DataDesignerHandle]:
 
 
 class TrioThreadHandle:
-    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+    """A bare trio thread holding a raw ``mcp.Client`` per target, reached with
+    ``trio.from_thread.run``: trio's own way from a thread into trio, with nothing of ours."""
+
+    def __init__(
+        self, token: trio.lowlevel.TrioToken, nursery: trio.Nursery, clients: dict[str, Client]
+    ) -> None:
         self.token = token
+        self.nursery = nursery
+        self.clients = clients
 
     def hop(self) -> None:
         trio.from_thread.run(_nothing, trio_token=self.token)
 
+    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        result: types.CallToolResult = trio.from_thread.run(
+            self.clients[server].call_tool, tool, arguments, trio_token=self.token
+        )
+        return result
+
 
 class WakeUpHandle(TrioThreadHandle):
-    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
-        super().__init__(token)
+    """The least any hop does: ``run_sync_soon`` into the trio thread, a lock to wait on."""
+
+    def __init__(self, handle: TrioThreadHandle) -> None:
+        super().__init__(handle.token, handle.nursery, handle.clients)
         self.lock = threading.Lock()
         self.lock.acquire()
 
     def hop(self) -> None:
-        """The least any hop does: wake the trio thread, which releases a lock we wait on."""
+        """Wake the trio thread, which releases a lock we wait on."""
         self.token.run_sync_soon(self.lock.release)
         self.lock.acquire()
 
+    def call(self, server: str, tool: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        """A task started in the trio thread's nursery runs the call and releases our lock."""
+        done = threading.Lock()
+        done.acquire()
+        box: list[types.CallToolResult] = []
+        client = self.clients[server]
+
+        async def run() -> None:
+            try:
+                box.append(await client.call_tool(tool, arguments))
+            finally:
+                done.release()
+
+        self.token.run_sync_soon(self.nursery.start_soon, run)
+        done.acquire()
+        return box[0]
+
 
 @contextmanager
-def open_trio_thread(_targets: Targets) -> Iterator[TrioThreadHandle]:
-    """A bare ``trio.run`` in a thread, reached with ``trio.from_thread.run``."""
+def open_trio_thread(targets: Targets) -> Iterator[TrioThreadHandle]:
+    """A bare ``trio.run`` in a thread, with a raw ``mcp.Client`` per target open in it."""
     ready = threading.Event()
     box: dict[str, Any] = {}
 
     async def main() -> None:
-        box["token"], box["stop"] = trio.lowlevel.current_trio_token(), trio.Event()
-        ready.set()
-        await box["stop"].wait()
+        async with AsyncExitStack() as stack:
+            clients = {name: await stack.enter_async_context(t.client()) for name, t in targets.items()}
+            async with trio.open_nursery() as nursery:
+                box["stop"] = trio.Event()
+                box["handle"] = TrioThreadHandle(trio.lowlevel.current_trio_token(), nursery, clients)
+                ready.set()
+                await box["stop"].wait()
 
     thread = threading.Thread(target=trio.run, args=(main,), name="bench-trio")
     thread.start()
     ready.wait()
+    handle: TrioThreadHandle = box["handle"]
     try:
-        yield TrioThreadHandle(box["token"])
+        yield handle
     finally:
-        trio.from_thread.run_sync(box["stop"].set, trio_token=box["token"])
+        trio.from_thread.run_sync(box["stop"].set, trio_token=handle.token)
         thread.join()
 
 
@@ -383,7 +421,16 @@ def open_trio_thread(_targets: Targets) -> Iterator[TrioThreadHandle]:
 def open_wake_up(targets: Targets) -> Iterator[WakeUpHandle]:
     """A bare trio thread, woken with ``TrioToken.run_sync_soon``: the floor of a hop."""
     with open_trio_thread(targets) as handle:
-        yield WakeUpHandle(handle.token)
+        yield WakeUpHandle(handle)
+
+
+@asynccontextmanager
+async def open_pool_unqueued(targets: Targets) -> AsyncIterator[PoolHandle]:
+    """The pool with room for every caller of the benchmarks in flight (no queueing in it)."""
+    limits = trio_mcp.Limits(max_concurrent=256)
+    servers = {name: attrs.evolve(target.config(), limits=limits) for name, target in targets.items()}
+    async with trio_mcp.open_mcp_pool(servers) as pool:
+        yield PoolHandle(pool)
 
 
 @dataclass(frozen=True)
@@ -440,12 +487,20 @@ REFERENCES: dict[str, System] = {
         "trio.from_thread",
         "threads",
         open_trio_thread,
-        "`trio.from_thread.run` of a no-op into a bare trio thread",
+        "`trio.from_thread.run` into a bare trio thread (a hop: of a no-op; a call: of a raw"
+        " `mcp.Client` call)",
     ),
     "run_sync_soon": System(
         "run_sync_soon",
         "threads",
         open_wake_up,
-        "`TrioToken.run_sync_soon` of a lock's release into a bare trio thread: the floor",
+        "`TrioToken.run_sync_soon` into a bare trio thread and a lock to wait on: the floor"
+        " (a call: a task started in its nursery runs a raw `mcp.Client` call)",
+    ),
+    "pool-256": System(
+        "pool-256",
+        "trio",
+        open_pool_unqueued,
+        "the pool with `Limits(max_concurrent=256)`: no caller waits in it for a slot",
     ),
 }
