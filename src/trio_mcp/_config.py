@@ -250,6 +250,9 @@ class Limits:
     At most ``max_concurrent`` requests are in flight on its session; at most
     ``max_waiting`` more callers wait for a slot. Past that a call fails at once with
     :class:`ServerOverloadedError` rather than queueing without bound.
+
+    The default stays under the 100 connections of an HTTP session's connection pool
+    (each request in flight holds one), so this limit is the one that binds.
     """
 
     max_concurrent: int = attrs.field(default=64, validator=_whole)
