@@ -330,6 +330,15 @@ async def test_network_refs_are_never_fetched(mode: str, schema_host: tuple[str,
     assert connections == []
 
 
+async def test_a_ref_cycle_in_an_input_schema_leaves_the_call_to_the_server() -> None:
+    # "value" refers to itself: jsonschema recurses until Python's stack runs out.
+    env = {"TEST_SERVER_REF_URL": "#/properties/value"}
+    async with trio_mcp.open_mcp_pool({"s": stdio_server(env=env)}) as pool:
+        for _ in range(2):
+            result = await pool.tool_call("s", "remote_ref", {"value": "x", "count": 2})
+            assert result_text(result) == "ran with 'x'"
+
+
 async def test_results_without_result_type_are_complete(http_server: HttpServer) -> None:
     config = trio_mcp.StreamableHttpServer(http_server.url("/bare-2026"))
     async with trio_mcp.open_mcp_pool({"bare": config}) as pool:

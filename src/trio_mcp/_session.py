@@ -431,8 +431,9 @@ class _ArgumentCheck:
         return self._validator
 
     def fits(self, arguments: dict[str, Any]) -> bool:
-        """Whether ``arguments`` fit; a ``$ref`` that cannot be resolved locally judges nothing,
-        and neither does a schema jsonschema cannot use (the server gets the call: it can judge)."""
+        """Whether ``arguments`` fit; a ``$ref`` that cannot be resolved locally (or that refers
+        to itself without end) judges nothing, and neither does a schema jsonschema cannot
+        use (the server gets the call: it can judge)."""
         if self.quick is not None and self.quick(arguments):
             return True
         if self._unusable:
@@ -445,7 +446,9 @@ class _ArgumentCheck:
             return True
         try:
             return validator.is_valid(arguments)
-        except Unresolvable:
+        except (Unresolvable, RecursionError):
+            # RecursionError: a ``$ref`` cycle that never reaches a rule (or arguments
+            # nested deeper than Python's stack): jsonschema cannot judge them.
             return True
 
 
