@@ -77,3 +77,30 @@ async def test_ending_a_server_that_stopped_reading_does_not_wait_for_its_pipe(h
     assert len(failed_at) == 5
     # Before the fix the callers waited ~4.5 s (the SDK's 5 s limit on its shielded writes).
     assert max(failed_at) - ending < 2.0
+
+
+async def test_calls_time_out_on_time_behind_a_full_pipe() -> None:
+    """A call that times out while its server reads nothing ends at its call_timeout:
+    the courtesy cancel the SDK then sends (shielded, for up to 5 s) is queued behind the
+    full pipe, not waited for."""
+    big = "x" * 300_000  # several times the pipe's buffer
+    took: list[float] = []
+    async with trio_mcp.open_mcp_pool({"s": stdio_server(stderr="discard")}, call_timeout=1) as pool:
+        await pool.tool_call("s", "echo", {"text": "warm"})
+
+        async def call(name: str, arguments: dict[str, object]) -> None:
+            start = trio.current_time()
+            with pytest.raises(trio_mcp.ToolCallTimeout):
+                await pool.tool_call("s", name, arguments)
+            took.append(trio.current_time() - start)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call, "freeze", {"seconds": 30})
+            await trio.sleep(0.3)  # the server is frozen; what follows fills its stdin
+            for _ in range(4):
+                nursery.start_soon(call, "echo", {"text": big})
+        with trio.fail_after(15):  # the frozen child is ended after its exit grace
+            await pool.remove_server("s")
+    assert len(took) == 5
+    # Before the fix each call took 6 s: its deadline, then the SDK's 5 s for the cancel.
+    assert max(took) < 4.0
