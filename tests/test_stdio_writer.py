@@ -10,7 +10,7 @@ import trio.testing
 import trio_mcp
 from trio_mcp import result_text
 
-from .conftest import stdio_server
+from .conftest import calls_timing_out_behind_a_freeze, stdio_server
 
 MiB = 1 << 20
 
@@ -84,21 +84,10 @@ async def test_calls_time_out_on_time_behind_a_full_pipe() -> None:
     the courtesy cancel the SDK then sends (shielded, for up to 5 s) is queued behind the
     full pipe, not waited for."""
     big = "x" * 300_000  # several times the pipe's buffer
-    took: list[float] = []
     async with trio_mcp.open_mcp_pool({"s": stdio_server(stderr="discard")}, call_timeout=1) as pool:
         await pool.tool_call("s", "echo", {"text": "warm"})
-
-        async def call(name: str, arguments: dict[str, object]) -> None:
-            start = trio.current_time()
-            with pytest.raises(trio_mcp.ToolCallTimeout):
-                await pool.tool_call("s", name, arguments)
-            took.append(trio.current_time() - start)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(call, "freeze", {"seconds": 30})
-            await trio.sleep(0.3)  # the server is frozen; what follows fills its stdin
-            for _ in range(4):
-                nursery.start_soon(call, "echo", {"text": big})
+        # The echoes fill its stdin.
+        took = await calls_timing_out_behind_a_freeze(pool, "s", 30, [big] * 4)
         with trio.fail_after(15):  # the frozen child is ended after its exit grace
             await pool.remove_server("s")
     assert len(took) == 5
