@@ -345,10 +345,14 @@ class _SseWriteStream:
             await self._inner.send(item)
             return
         cancels = self._cancels
-        if len(cancels) < _SSE_CANCELS_QUEUED:  # beyond it the server is not reading: dropped
-            cancels.append(item)
-            if len(cancels) == 1:
+        if len(cancels) >= _SSE_CANCELS_QUEUED:
+            return  # the server has not been reading for a long while: dropped
+        if not cancels:
+            try:
                 self._nursery.start_soon(self._forward)
+            except RuntimeError:  # the transport has closed
+                raise anyio.ClosedResourceError from None
+        cancels.append(item)
 
     async def _forward(self) -> None:
         cancels = self._cancels
