@@ -132,6 +132,27 @@ def make_config(transport: str, http_server: HttpServer) -> Callable[..., trio_m
     return functools.partial(config_for, transport, http_server)
 
 
+async def calls_timing_out_behind_a_freeze(
+    pool: trio_mcp.MCPPool, server: str, freeze: float, texts: list[str]
+) -> list[float]:
+    """Freeze ``server`` (its ``freeze`` tool), then echo each of ``texts``; every call
+    must end in :class:`ToolCallTimeout`. Returns how long each call took."""
+    took: list[float] = []
+
+    async def call(name: str, arguments: dict[str, object]) -> None:
+        start = trio.current_time()
+        with pytest.raises(trio_mcp.ToolCallTimeout):
+            await pool.tool_call(server, name, arguments)
+        took.append(trio.current_time() - start)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call, "freeze", {"seconds": freeze})
+        await trio.sleep(0.3)  # the server is frozen; it reads no more
+        for text in texts:
+            nursery.start_soon(call, "echo", {"text": text})
+    return took
+
+
 async def wait_process_exit(pid: int) -> None:
     """Return once process ``pid`` has ended (a zombie, or reaped already).
 

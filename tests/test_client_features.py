@@ -330,6 +330,33 @@ async def test_network_refs_are_never_fetched(mode: str, schema_host: tuple[str,
     assert connections == []
 
 
+async def test_a_ref_cycle_in_an_input_schema_leaves_the_call_to_the_server() -> None:
+    # "value" refers to itself: jsonschema recurses until Python's stack runs out.
+    env = {"TEST_SERVER_REF_URL": "#/properties/value"}
+    async with trio_mcp.open_mcp_pool({"s": stdio_server(env=env)}) as pool:
+        for _ in range(2):
+            result = await pool.tool_call("s", "remote_ref", {"value": "x", "count": 2})
+            assert result_text(result) == "ran with 'x'"
+
+
+async def test_a_rule_jsonschema_cannot_apply_leaves_the_call_to_the_server() -> None:
+    # jsonschema's multipleOf divides a huge int by a float: OverflowError.
+    schema = {"type": "object", "properties": {"s": {"type": "string"}, "n": {"multipleOf": 0.5}}}
+
+    async def list_tools(_ctx: Any, _params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[types.Tool(name="t", input_schema=schema)])
+
+    async def call_tool(_ctx: Any, _params: Any) -> types.CallToolResult:
+        return types.CallToolResult(content=[types.TextContent(type="text", text="ran")])
+
+    odd: Server[Any] = Server("odd", on_list_tools=list_tools, on_call_tool=call_tool)
+    async with trio_mcp.open_mcp_pool({"odd": trio_mcp.InProcessServer(odd)}) as pool:
+        assert result_text(await pool.tool_call("odd", "t", {"n": 10**400})) == "ran"
+        # A problem found before the rule that fails is still reported.
+        with pytest.raises(trio_mcp.InvalidArgumentsError, match="s: must satisfy type='string'"):
+            await pool.tool_call("odd", "t", {"s": 5, "n": 10**400})
+
+
 async def test_results_without_result_type_are_complete(http_server: HttpServer) -> None:
     config = trio_mcp.StreamableHttpServer(http_server.url("/bare-2026"))
     async with trio_mcp.open_mcp_pool({"bare": config}) as pool:

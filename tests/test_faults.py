@@ -18,7 +18,7 @@ import trio.testing
 import trio_mcp
 from trio_mcp import result_text
 
-from .conftest import HttpServer, stdio_server
+from .conftest import HttpServer, calls_timing_out_behind_a_freeze, stdio_server
 
 
 def value(result: types.CallToolResult) -> Any:
@@ -136,6 +136,30 @@ async def test_hanging_tool_times_out_and_the_session_survives() -> None:
             await pool.tool_call("s", "slow", {"seconds": 3600})
         assert result_text(await pool.tool_call("s", "echo", {"text": "alive"})) == "alive"
         assert pool.statistics()["s"].timed_out == 1
+
+
+async def test_calls_time_out_on_time_when_an_sse_server_stops_answering() -> None:
+    """The SDK's SSE transport POSTs one message at a time and sends the courtesy cancel of
+    a timed-out call shielded, for up to 5 s: the cancel must not hold the call that long."""
+    server = await trio.to_thread.run_sync(HttpServer)  # its own: it is frozen for a while
+    try:
+        async with trio_mcp.open_mcp_pool(
+            {"sse": trio_mcp.SseServer(server.sse_url)}, call_timeout=1
+        ) as pool:
+            await pool.tool_call("sse", "echo", {"text": "warm"})
+            took = await calls_timing_out_behind_a_freeze(pool, "sse", 8, ["x"] * 3)
+            with trio.fail_after(20):  # thawed, the session serves again
+                while True:
+                    try:
+                        assert result_text(await pool.tool_call("sse", "echo", {"text": "on"})) == "on"
+                        break
+                    except trio_mcp.ToolCallTimeout:
+                        pass
+    finally:
+        server.stop()
+    assert len(took) == 4
+    # Before the fix each call took 6 s: its deadline, then the SDK's 5 s for the cancel.
+    assert max(took) < 4.0
 
 
 async def test_server_that_closes_stdout() -> None:

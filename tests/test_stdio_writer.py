@@ -10,7 +10,7 @@ import trio.testing
 import trio_mcp
 from trio_mcp import result_text
 
-from .conftest import stdio_server
+from .conftest import calls_timing_out_behind_a_freeze, stdio_server
 
 MiB = 1 << 20
 
@@ -77,3 +77,19 @@ async def test_ending_a_server_that_stopped_reading_does_not_wait_for_its_pipe(h
     assert len(failed_at) == 5
     # Before the fix the callers waited ~4.5 s (the SDK's 5 s limit on its shielded writes).
     assert max(failed_at) - ending < 2.0
+
+
+async def test_calls_time_out_on_time_behind_a_full_pipe() -> None:
+    """A call that times out while its server reads nothing ends at its call_timeout:
+    the courtesy cancel the SDK then sends (shielded, for up to 5 s) is queued behind the
+    full pipe, not waited for."""
+    big = "x" * 300_000  # several times the pipe's buffer
+    async with trio_mcp.open_mcp_pool({"s": stdio_server(stderr="discard")}, call_timeout=1) as pool:
+        await pool.tool_call("s", "echo", {"text": "warm"})
+        # The echoes fill its stdin.
+        took = await calls_timing_out_behind_a_freeze(pool, "s", 30, [big] * 4)
+        with trio.fail_after(15):  # the frozen child is ended after its exit grace
+            await pool.remove_server("s")
+    assert len(took) == 5
+    # Before the fix each call took 6 s: its deadline, then the SDK's 5 s for the cancel.
+    assert max(took) < 4.0

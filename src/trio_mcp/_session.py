@@ -383,8 +383,8 @@ def _arguments_error(
             problems.append(_schema_problem(error, "<arguments>"))
             if len(problems) == 5:
                 break
-    except Unresolvable:
-        pass  # a later part of the schema refers elsewhere; what was found stands
+    except Exception:
+        pass  # a later rule could not be applied (see _ArgumentCheck.fits); what was found stands
     return InvalidArgumentsError(
         f"arguments for tool {tool!r} on server {server!r} do not match its input schema: "
         + "; ".join(problems),
@@ -432,7 +432,8 @@ class _ArgumentCheck:
 
     def fits(self, arguments: dict[str, Any]) -> bool:
         """Whether ``arguments`` fit; a ``$ref`` that cannot be resolved locally judges nothing,
-        and neither does a schema jsonschema cannot use (the server gets the call: it can judge)."""
+        and neither does a schema jsonschema cannot use, nor a rule it fails to apply (the
+        server gets the call: it can judge)."""
         if self.quick is not None and self.quick(arguments):
             return True
         if self._unusable:
@@ -445,7 +446,10 @@ class _ArgumentCheck:
             return True
         try:
             return validator.is_valid(arguments)
-        except Unresolvable:
+        except Exception:
+            # jsonschema could not judge: an unresolvable ``$ref``, a ``$ref`` cycle that
+            # never reaches a rule (RecursionError), a huge int against a float
+            # ``multipleOf`` (OverflowError).
             return True
 
 

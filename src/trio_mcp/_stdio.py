@@ -43,7 +43,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.client._transport import TransportStreams
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
-from mcp_types import ErrorData, JSONRPCError, JSONRPCRequest, RequestId, jsonrpc_message_adapter
+from mcp_types import (
+    ErrorData,
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    RequestId,
+    jsonrpc_message_adapter,
+)
 from pydantic import ValidationError
 
 from ._errors import (
@@ -63,6 +70,9 @@ _READ_SIZE = 1 << 20
 # max_message_bytes held): several responses in one chunk are handed over without the
 # reader waiting for the session between them (~3 % more calls/s at 8 callers).
 _READ_AHEAD = 4
+# Notifications are queued behind a full pipe without their sender waiting while the
+# backlog holds at most this many messages (beyond it they wait, as requests do).
+_NOTIFICATIONS_QUEUED = 1024
 # Bytes kept from each end of a line that cannot be used, to look for its id.
 _PEEK = 1024
 # Seconds: for the server to exit after stdin closes; for its group to go after
@@ -202,8 +212,9 @@ class _Writer:
     A message the pipe cannot take at once (it is full, or the message is longer than
     the pipe's atomic write) waits in ``backlog`` for the link's writer task, and so does
     every message after it, to keep the order; its sender waits until it is written
-    (the pipe's backpressure). A partly written message is always finished, even if its
-    sender is cancelled, so framing never breaks.
+    (the pipe's backpressure) — unless it is a notification, which is only queued. A
+    partly written message is always finished, even if its sender is cancelled, so
+    framing never breaks.
     """
 
     __slots__ = ("_fd", "_link", "backlog", "broken", "closed", "wake")
@@ -245,6 +256,11 @@ class _Writer:
         entry = (data, sent)
         self.backlog.append(entry)
         self.wake.set()
+        if isinstance(item.message, JSONRPCNotification) and len(self.backlog) <= _NOTIFICATIONS_QUEUED:
+            # Nobody waits for a notification to be written: the SDK sends the courtesy
+            # ``notifications/cancelled`` of a timed-out call shielded, for up to 5 s,
+            # which behind a full pipe would hold the call that long past its deadline.
+            return
         try:
             await sent.wait()
         finally:

@@ -16,6 +16,7 @@ because the SDK runs each POST in the sending task's context.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
@@ -37,7 +38,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
-from mcp_types.jsonrpc import JSONRPCResponse
+from mcp_types.jsonrpc import JSONRPCNotification, JSONRPCResponse
 
 from ._auth import OBSERVED, ObservedAuth
 from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
@@ -50,6 +51,8 @@ __all__ = ["HttpOutcome", "client_target", "open_transport", "watch_http"]
 # Bodies of HTTP error responses are read (to tell a rejected session from a JSON-RPC
 # error reply) only up to this size; larger ones are not a session rejection.
 _MAX_ERROR_BODY = 64 * 1024
+# Courtesy cancels queued for an SSE server at most (see _SseWriteStream).
+_SSE_CANCELS_QUEUED = 1024
 
 
 @attrs.define(slots=True)
@@ -320,6 +323,56 @@ def _build(
     return _streamable_http(name, config.url, rendered, on_rejected, auth)
 
 
+class _SseWriteStream:
+    """The SSE transport's write stream, except that nobody waits for a ``notifications/cancelled``.
+
+    The SDK's SSE transport POSTs one message at a time, and sends the courtesy cancel of
+    an abandoned request shielded, for up to 5 s: behind a POST that the server does not
+    answer, a call that timed out would end that long after its deadline. Here the cancels
+    are handed to the transport, in order, by a task of their own.
+    """
+
+    __slots__ = ("_cancels", "_inner", "_nursery")
+
+    def __init__(self, inner: WriteStream[SessionMessage], nursery: trio.Nursery) -> None:
+        self._inner = inner
+        self._nursery = nursery
+        self._cancels: collections.deque[SessionMessage] = collections.deque()
+
+    async def send(self, item: SessionMessage) -> None:
+        message = item.message
+        if not isinstance(message, JSONRPCNotification) or message.method != "notifications/cancelled":
+            await self._inner.send(item)
+            return
+        cancels = self._cancels
+        if len(cancels) >= _SSE_CANCELS_QUEUED:
+            return  # the server has not been reading for a long while: dropped
+        if not cancels:
+            try:
+                self._nursery.start_soon(self._forward)
+            except RuntimeError:  # the transport has closed
+                raise anyio.ClosedResourceError from None
+        cancels.append(item)
+
+    async def _forward(self) -> None:
+        cancels = self._cancels
+        try:
+            while cancels:
+                await self._inner.send(cancels[0])
+                cancels.popleft()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            cancels.clear()  # the transport is gone
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _SseWriteStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 @asynccontextmanager
 async def open_transport(
     name: str,
@@ -336,7 +389,12 @@ async def open_transport(
     """
     install_log_redaction()  # again: SDK loggers may have been created since import
     async with _build(name, config, headers, lost, auth, closing) as (read_stream, write_stream):
-        yield _WatchedReadStream(read_stream, lost.set), write_stream
+        if not isinstance(config, SseServer):
+            yield _WatchedReadStream(read_stream, lost.set), write_stream
+            return
+        async with trio.open_nursery() as nursery:
+            yield _WatchedReadStream(read_stream, lost.set), _SseWriteStream(write_stream, nursery)
+            nursery.cancel_scope.cancel()
 
 
 def client_target(
