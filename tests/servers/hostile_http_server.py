@@ -1,0 +1,234 @@
+"""A hand-written Streamable HTTP MCP server (trio, raw sockets) that misbehaves on request.
+
+Run it as ``python tests/servers/hostile_http_server.py`` (on 127.0.0.1, at the port in
+``PORT``). It answers every path: ``/mcp`` behaves; ``/<mode>/mcp`` misbehaves in a
+way that touches every request (the handshake too):
+
+- ``/stall/...``: accepts the connection, reads the request and never answers;
+- ``/loop/...``: answers every request with a 307 to itself;
+- ``/moved/...``: a 308 to ``/mcp`` on the same origin (followed, the session works);
+- ``/away/...``: a 307 to ``/mcp`` on another origin (``localhost`` instead of the IP).
+
+Both eras: ``server/discover`` is answered (so ``mode="auto"`` speaks 2026-07-28) and
+``initialize`` too (``mode="legacy"``); ``?legacy`` in the URL makes discover unknown,
+``?session`` makes ``initialize`` hand out an ``Mcp-Session-Id``, ``?bad_list`` makes
+the ``tools/list`` result malformed. Each tool misbehaves
+in its own way when called (its name says how); ``echo(text)`` behaves. The ones named
+``echo_*`` put the request's secrets in their answer: the ``Authorization`` and
+``X-Api-Key`` header values and the URL's query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import trio
+
+TOOLS = [
+    "echo",
+    "echo_400",
+    "echo_404",
+    "echo_500",
+    "echo_400_rpc",
+    "echo_rpc",
+    "html",
+    "empty",
+    "not_json",
+    "truncated",
+    "wrong_id",
+    "sse_ends",
+    "sse_keepalive",
+    "stall",
+    "reset",
+    "huge",
+]
+
+
+class Request:
+    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
+        self.method, self.target, self.headers, self.body = method, target, headers, body
+        self.path, _, self.query = target.partition("?")
+
+    def secrets(self) -> str:
+        header = self.headers.get("authorization", "") + " " + self.headers.get("x-api-key", "")
+        return f"you sent {header} at {self.target} (query {self.query})"
+
+
+async def read_request(stream: trio.SocketStream, buffer: bytearray) -> Request | None:
+    while b"\r\n\r\n" not in buffer:
+        chunk = await stream.receive_some()
+        if not chunk:
+            return None
+        buffer += chunk
+    head, _, rest = bytes(buffer).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = await stream.receive_some()
+        if not chunk:
+            return None
+        rest += chunk
+    buffer[:] = rest[length:]
+    return Request(method, target, headers, rest[:length])
+
+
+def response(status: int, body: bytes = b"", content_type: str = "application/json", **extra: str) -> bytes:
+    headers = {"content-type": content_type, "content-length": str(len(body)), **extra}
+    head = f"HTTP/1.1 {status} X\r\n" + "".join(f"{k.replace('_', '-')}: {v}\r\n" for k, v in headers.items())
+    return head.encode() + b"\r\n" + body
+
+
+def rpc(message_id: Any, result: Any = None, error: Any = None) -> bytes:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": message_id}
+    if error is not None:
+        body["error"] = error
+    else:
+        body["result"] = result
+    return json.dumps(body).encode()
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": value}], "isError": False}
+
+
+CAPABILITIES = {"tools": {}}
+INFO = {"name": "hostile-http", "version": "1"}
+
+
+async def answer_mcp(stream: trio.SocketStream, request: Request, port: int) -> bool:
+    """Answer one MCP POST (or GET/DELETE); False if the connection must end."""
+    if request.method == "GET":
+        await stream.send_all(response(405, b""))
+        return True
+    if request.method == "DELETE":
+        await stream.send_all(response(200, b""))
+        return True
+    message = json.loads(request.body)
+    method, message_id = message.get("method"), message.get("id")
+    params = message.get("params") or {}
+    if message_id is None:
+        await stream.send_all(response(202, b""))
+        return True
+    extra: dict[str, str] = {}
+    if method == "server/discover" and "legacy" not in request.query:
+        result: Any = {"supportedVersions": ["2026-07-28"], "capabilities": CAPABILITIES, "serverInfo": INFO}
+    elif method == "initialize":
+        result = {"protocolVersion": "2025-11-25", "capabilities": CAPABILITIES, "serverInfo": INFO}
+        if "session" in request.query:
+            extra["mcp_session_id"] = "0123456789abcdef0123456789abcdef"
+    elif method == "tools/list":
+        tools = [{"name": name, "inputSchema": {"type": "object"}} for name in TOOLS]
+        result = {
+            "tools": "broken" if "bad_list" in request.query else tools,
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }
+    elif method == "ping":
+        result = {}
+    elif method == "tools/call":
+        return await misbehave(stream, request, message_id, params.get("name"), params.get("arguments") or {})
+    else:
+        error = {"code": -32601, "message": f"Method not found: {method}"}
+        await stream.send_all(response(200, rpc(message_id, error=error)))
+        return True
+    await stream.send_all(response(200, rpc(message_id, result), **extra))
+    return True
+
+
+async def misbehave(
+    stream: trio.SocketStream, request: Request, message_id: Any, name: str, arguments: dict[str, Any]
+) -> bool:
+    secrets = request.secrets()
+    if name == "echo":
+        await stream.send_all(response(200, rpc(message_id, text(arguments.get("text", "")))))
+    elif name in ("echo_400", "echo_404", "echo_500"):
+        await stream.send_all(response(int(name[-3:]), secrets.encode(), "text/plain"))
+    elif name == "echo_400_rpc":
+        error = {"code": -32602, "message": secrets, "data": {"echo": secrets}}
+        await stream.send_all(response(400, rpc(message_id, error=error)))
+    elif name == "echo_rpc":
+        error = {"code": -32000, "message": secrets, "data": {"echo": secrets}}
+        await stream.send_all(response(200, rpc(message_id, error=error)))
+    elif name == "html":
+        await stream.send_all(response(200, f"<html>{secrets}</html>".encode(), "text/html"))
+    elif name == "empty":
+        await stream.send_all(response(200, b""))
+    elif name == "not_json":
+        await stream.send_all(response(200, secrets.encode()))
+    elif name == "truncated":
+        body = rpc(message_id, text(secrets))
+        await stream.send_all(response(200, body[: len(body) // 2]))
+    elif name == "wrong_id":
+        await stream.send_all(response(200, rpc(f"not-{message_id}", text("for somebody else"))))
+    elif name == "sse_ends":
+        events = f": {secrets}\n\n".encode()
+        await stream.send_all(response(200, events, "text/event-stream"))
+    elif name == "sse_keepalive":
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        await stream.send_all(head)
+        while True:  # until the client goes away
+            await stream.send_all(b"d\r\n: keepalive\n\n\r\n")
+            await trio.sleep(0.1)
+    elif name == "stall":
+        await trio.sleep_forever()
+    elif name == "reset":
+        body = rpc(message_id, text("x" * 10_000))
+        await stream.send_all(response(200, body)[:2000])
+        stream.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        return False
+    elif name == "huge":
+        size = int(arguments.get("size", 1 << 20))
+        await stream.send_all(response(200, rpc(message_id, text("x" * size))))
+    else:
+        error = {"code": -32602, "message": f"Unknown tool: {name}"}
+        await stream.send_all(response(200, rpc(message_id, error=error)))
+    return True
+
+
+async def serve(stream: trio.SocketStream, port: int) -> None:
+    buffer = bytearray()
+    async with stream:
+        while True:
+            try:
+                request = await read_request(stream, buffer)
+            except trio.BrokenResourceError:
+                return
+            if request is None:
+                return
+            mode = request.path.split("/")[1]
+            try:
+                if mode == "stall":
+                    await trio.sleep_forever()
+                elif mode == "loop":
+                    await stream.send_all(response(307, location=request.target))
+                elif mode == "moved":
+                    await stream.send_all(
+                        response(308, location=f"http://127.0.0.1:{port}/mcp?{request.query}")
+                    )
+                elif mode == "away":
+                    await stream.send_all(
+                        response(307, location=f"http://localhost:{port}/mcp?{request.query}")
+                    )
+                elif not await answer_mcp(stream, request, port):
+                    return
+            except trio.BrokenResourceError:
+                return
+
+
+async def main() -> None:
+    port = int(os.environ.get("PORT", "0"))
+    listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    print(f"PORT {port}", flush=True)
+    await trio.serve_listeners(lambda stream: serve(stream, port), listeners)
+
+
+if __name__ == "__main__":
+    trio.run(main)
