@@ -12,6 +12,7 @@ import pytest
 import trio
 
 import trio_mcp
+from trio_mcp import result_text
 
 from .server_processes import HERE, ServerProcess
 
@@ -46,3 +47,18 @@ async def _expect_invalid_result(pool: trio_mcp.MCPPool) -> None:
     with pytest.raises(trio_mcp.InvalidResultError) as info:
         await pool.tool_call("h", "echo", {"text": "x"})
     assert info.value.server == "h"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_servers_own_error_32000_is_an_answer_not_a_lost_session(
+    hostile: ServerProcess, mode: str
+) -> None:
+    """-32000 opens JSON-RPC's range for servers' errors; the SDK also uses it for a closed
+    connection. Taken for the latter, the call was reported lost and the session torn down."""
+    async with trio_mcp.open_mcp_pool({"h": config(hostile, mode)}) as pool:
+        for _ in range(2):
+            with pytest.raises(trio_mcp.RequestFailedError, match="-32000: Server error") as info:
+                await pool.tool_call("h", "server_error")
+            assert info.value.code == -32000
+        assert result_text(await pool.tool_call("h", "echo", {"text": "still"})) == "still"
+        assert pool.statistics()["h"].connects == 1

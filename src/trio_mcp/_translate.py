@@ -58,6 +58,25 @@ def first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+# How the SDK words the errors it makes up for a request whose answer cannot come: its
+# dispatcher's "Connection closed", the Streamable HTTP transport's "SSE stream ...".
+_SDK_CLOSED_WORDS = ("Connection closed", "SSE stream ")
+
+
+def _closed_by_the_sdk(exc: MCPError) -> bool:
+    """Whether ``exc`` is the SDK's own "the connection closed" (-32000), not a server's error.
+
+    -32000 is also the first code of JSON-RPC's range for servers' own errors, and
+    servers use it freely ("Server error"): such an answer is a failed request on a
+    live session. A server that words its error as the SDK does fools only itself.
+    """
+    return (
+        exc.code == CONNECTION_CLOSED
+        and exc.error.data is None
+        and exc.error.message.startswith(_SDK_CLOSED_WORDS)
+    )
+
+
 def _describe(exc: BaseException) -> str:
     """A short, secret-free description of a low-level failure."""
     if isinstance(exc, FileNotFoundError):
@@ -73,7 +92,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx2.HTTPError):
         return f"the HTTP exchange failed ({type(exc).__name__})"
     if isinstance(exc, MCPError):
-        if exc.code == CONNECTION_CLOSED:
+        if _closed_by_the_sdk(exc):
             return "the server closed the connection during the handshake"
         return f"the handshake was refused (JSON-RPC error {exc.code}: {exc.error.message})"
     if isinstance(exc, RuntimeError) and str(exc).startswith(_VERSION_MISMATCH):
@@ -213,7 +232,7 @@ def translate_call_error(
         error = _lost(server, what, closing)
     elif isinstance(leaf, MCPError):
         code = leaf.code
-        if code == CONNECTION_CLOSED or isinstance(leaf.__cause__, _STREAM_ERRORS):
+        if _closed_by_the_sdk(leaf) or isinstance(leaf.__cause__, _STREAM_ERRORS):
             error = _lost(server, what, closing)
         elif code == REQUEST_TIMEOUT:
             error = ToolCallTimeout(f"{what} on server {server!r} timed out", server=server)

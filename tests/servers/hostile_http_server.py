@@ -33,6 +33,7 @@ TOOLS = [
     "echo_500",
     "echo_400_rpc",
     "echo_rpc",
+    "server_error",
     "html",
     "empty",
     "not_json",
@@ -155,6 +156,9 @@ async def misbehave(
         await stream.send_all(response(400, rpc(message_id, error=error)))
     elif name == "echo_rpc":
         error = {"code": -32000, "message": secrets, "data": {"echo": secrets}}
+        await stream.send_all(response(200, rpc(message_id, error=error)))
+    elif name == "server_error":  # JSON-RPC's first code for a server's own errors
+        error = {"code": -32000, "message": "Server error"}
         await stream.send_all(response(200, rpc(message_id, error=error)))
     elif name == "html":
         await stream.send_all(response(200, f"<html>{secrets}</html>".encode(), "text/html"))
