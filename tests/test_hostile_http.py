@@ -4,17 +4,23 @@ carried never come back through an error or a log record, and the pool keeps ser
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
+from mcp.shared.exceptions import MCPError
 
 import trio_mcp
 from trio_mcp import result_text
+from trio_mcp._redact import redact_text
 
 from .server_processes import HERE, ServerProcess
+from .test_secrets import HEADER, PASSWORD, TOKEN, _assert_clean, _texts
 
 MODES = ("auto", "legacy")
 
@@ -62,3 +68,63 @@ async def test_a_servers_own_error_32000_is_an_answer_not_a_lost_session(
             assert info.value.code == -32000
         assert result_text(await pool.tool_call("h", "echo", {"text": "still"})) == "still"
         assert pool.statistics()["h"].connects == 1
+
+
+# -- secrets a server sends back ----------------------------------------------------------
+
+
+def secret_config(
+    server: ServerProcess, mode: str, path: str = "/mcp", **kwargs: Any
+) -> trio_mcp.ServerConfig:
+    """A config whose requests carry every kind of secret (filled from the pool's variables)."""
+    return trio_mcp.StreamableHttpServer(
+        server.url(f"{path}?api_key={TOKEN}"),
+        headers={"Authorization": "Bearer ${header}", "X-Api-Key": "${password}"},
+        mode=mode,  # type: ignore[arg-type]
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_secrets_a_server_sends_back_are_never_shown(
+    hostile: ServerProcess, mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server quotes the Authorization and X-Api-Key values and the URL's token in
+    error bodies, JSON-RPC error messages and data, bodies the SDK fails to parse (its
+    error quotes them), and a redirect's relative Location (httpcore2 logs it)."""
+    caplog.set_level(logging.DEBUG)
+    variables = {"header": HEADER, "password": PASSWORD}
+    servers = {"h": secret_config(hostile, mode), "loop": secret_config(hostile, mode, "/loop/mcp")}
+    expected = {
+        "echo_400": (trio_mcp.RequestFailedError, "HTTP 400"),
+        "echo_404": (trio_mcp.RequestFailedError, "HTTP 404"),
+        "echo_500": (trio_mcp.RequestFailedError, "HTTP 500"),
+        "echo_400_rpc": (trio_mcp.RequestFailedError, "-32602: you sent ***"),
+        "echo_rpc": (trio_mcp.RequestFailedError, "-32000: you sent ***"),
+        "not_json": (trio_mcp.RequestFailedError, "-32700"),
+        "truncated": (trio_mcp.RequestFailedError, "-32700"),
+    }
+    errors: list[BaseException] = []
+    async with trio_mcp.open_mcp_pool(servers, variables=variables) as pool:
+        for tool, (kind, words) in expected.items():
+            with pytest.raises(kind, match=re.escape(words)) as info:
+                await pool.tool_call("h", tool)
+            errors.append(info.value)
+        with pytest.raises(trio_mcp.ServerUnavailableError, match="not followed") as unavailable:
+            await pool.tool_call("loop", "echo")
+        errors.append(unavailable.value)
+        assert pool.statistics()["h"].connects == 1
+        assert redact_text(f"x {HEADER} y") == "x *** y"
+    # Held only while the servers are served: the values are no longer looked for.
+    assert redact_text(f"x {HEADER} y") == f"x {HEADER} y"
+    for error in errors:
+        _assert_clean(_texts(error), f"error {error!r}")
+        cause = error.__cause__
+        if isinstance(cause, MCPError):
+            _assert_clean([repr(cause.error.data)], "the JSON-RPC error's data")
+    assert any(record.name.startswith("httpcore2") for record in caplog.records)
+    for record in caplog.records:
+        texts = [record.getMessage(), repr(record.msg), repr(record.args), str(record.exc_text)]
+        if record.exc_info:
+            texts.append("".join(traceback.format_exception(*record.exc_info)))
+        _assert_clean(texts, f"log record {record.name}:{record.levelname}")
