@@ -4,6 +4,7 @@ carried never come back through an error or a log record, and the pool keeps ser
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import sys
@@ -11,16 +12,24 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+import pydantic
 import pytest
 import trio
 from mcp.shared.exceptions import MCPError
+from pydantic_core import PydanticCustomError
 
 import trio_mcp
 from trio_mcp import result_text
-from trio_mcp._redact import redact_text
+from trio_mcp._redact import (
+    hold_secrets,
+    redact_text,
+    redact_validation_error,
+    release_secrets,
+    secret_values,
+)
 
 from .server_processes import HERE, ServerProcess
-from .test_secrets import HEADER, PASSWORD, TOKEN, _assert_clean, _texts
+from .test_secrets import HEADER, PASSWORD, TOKEN, USER, _assert_clean, _texts
 
 MODES = ("auto", "legacy")
 
@@ -91,7 +100,8 @@ async def test_secrets_a_server_sends_back_are_never_shown(
 ) -> None:
     """The server quotes the Authorization and X-Api-Key values and the URL's token in
     error bodies, JSON-RPC error messages and data, bodies the SDK fails to parse (its
-    error quotes them), and a redirect's relative Location (httpcore2 logs it)."""
+    error quotes them), a malformed result, and a redirect's relative Location (httpcore2
+    logs it)."""
     caplog.set_level(logging.DEBUG)
     variables = {"header": HEADER, "password": PASSWORD}
     servers = {"h": secret_config(hostile, mode), "loop": secret_config(hostile, mode, "/loop/mcp")}
@@ -103,6 +113,8 @@ async def test_secrets_a_server_sends_back_are_never_shown(
         "echo_rpc": (trio_mcp.RequestFailedError, "-32000: you sent ***"),
         "not_json": (trio_mcp.RequestFailedError, "-32700"),
         "truncated": (trio_mcp.RequestFailedError, "-32700"),
+        # pydantic's error for a malformed result quotes it (and cannot be redacted in place).
+        "echo_bad_result": (trio_mcp.InvalidResultError, "malformed result"),
     }
     errors: list[BaseException] = []
     async with trio_mcp.open_mcp_pool(servers, variables=variables) as pool:
@@ -128,3 +140,43 @@ async def test_secrets_a_server_sends_back_are_never_shown(
         if record.exc_info:
             texts.append("".join(traceback.format_exception(*record.exc_info)))
         _assert_clean(texts, f"log record {record.name}:{record.levelname}")
+
+
+def test_the_secret_values_of_a_remote_server() -> None:
+    url = f"http://{USER}:{PASSWORD}@h:1/mcp;jsessionid=TOKEN123?api_key=q%2BS3CRET&BARETOKEN123&x=1"
+    values = secret_values(url, {"Authorization": f"Bearer {HEADER}", "X-Short": "short"})
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert values == {
+        *(USER, PASSWORD, basic, "jsessionid=TOKEN123", "q%2BS3CRET", "q+S3CRET", "BARETOKEN123"),
+        *(f"Bearer {HEADER}", HEADER),
+    }
+    hold_secrets(values)
+    hold_secrets(values)  # another server with the same values
+    release_secrets(values)
+    assert redact_text(f"a {HEADER} b {basic}") == "a *** b ***"
+    release_secrets(values)
+    assert redact_text(f"a {HEADER}") == f"a {HEADER}"
+
+
+class _Checked(pydantic.BaseModel):
+    plain: list[int] = []
+    custom: str = ""
+
+    @pydantic.field_validator("custom")
+    @classmethod
+    def refuse(cls, value: str) -> str:
+        raise PydanticCustomError("my_custom", "no {what}", {"what": "way"})
+
+
+@pytest.mark.parametrize("field", ["plain", "custom"])
+def test_a_validation_error_quoting_a_secret_is_copied_without_it(field: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as info:
+        _Checked.model_validate({field: f"it was {HEADER}"})
+    assert redact_validation_error(info.value) is info.value  # nothing held: nothing to hide
+    hold_secrets([HEADER])
+    try:
+        redacted = redact_validation_error(info.value)
+    finally:
+        release_secrets([HEADER])
+    assert HEADER in str(info.value) and HEADER not in str(redacted)
+    assert [error["loc"] for error in redacted.errors()] == [(field,)]

@@ -37,6 +37,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
 _HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[^:@\[\]]+)(?::[0-9]*)?$")
@@ -94,6 +96,7 @@ __all__ = [
     "redact_exception",
     "redact_text",
     "redact_url",
+    "redact_validation_error",
     "release_secrets",
     "secret_values",
 ]
@@ -239,6 +242,42 @@ def _redact_data(data: Any) -> Any:
     if isinstance(data, dict):
         return {key: _redact_data(value) for key, value in data.items()}
     return data
+
+
+def redact_validation_error(error: ValidationError) -> ValidationError:
+    """``error``, or if its text shows something to redact, a copy with its inputs redacted.
+
+    pydantic's error makes its text from the inputs it quotes, not from its args, so
+    :func:`redact_exception` cannot rewrite it in place.
+    """
+    shown = str(error)
+    if redact_text(shown) == shown:
+        return error
+    errors = error.errors(include_url=False)
+    try:
+        return ValidationError.from_exception_data(
+            error.title,
+            [
+                {"type": e["type"], "loc": e["loc"], "input": _redact_data(e["input"]), **_ctx(e)}  # type: ignore[typeddict-item]
+                for e in errors
+            ],
+        )
+    except (TypeError, ValueError, KeyError):  # an error type that wants what it cannot get back
+        return ValidationError.from_exception_data(
+            error.title,
+            [
+                {
+                    "type": PydanticCustomError("redacted", "the input is not shown"),
+                    "loc": e["loc"],
+                    "input": "***",
+                }
+                for e in errors
+            ],
+        )
+
+
+def _ctx(error: Any) -> dict[str, Any]:
+    return {"ctx": error["ctx"]} if "ctx" in error else {}
 
 
 class _RedactingFilter(logging.Filter):

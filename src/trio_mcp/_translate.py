@@ -30,7 +30,7 @@ from ._errors import (
     ToolCallTimeout,
     UnknownToolError,
 )
-from ._redact import redact_exception, redact_url
+from ._redact import redact_exception, redact_url, redact_validation_error
 from ._transport import HttpOutcome
 
 __all__ = ["first_leaf", "translate_call_error", "translate_connect_error"]
@@ -252,6 +252,7 @@ def translate_call_error(
         error = InvalidResultError(
             f"server {server!r} answered {what} with a malformed result", server=server
         )
+        leaf = redact_validation_error(leaf)  # its text quotes the result
     elif isinstance(leaf, (*_STREAM_ERRORS, OSError, httpx2.HTTPError)):
         error = _lost(server, what, closing)
     else:

@@ -34,6 +34,7 @@ TOOLS = [
     "echo_400_rpc",
     "echo_rpc",
     "server_error",
+    "echo_bad_result",
     "html",
     "empty",
     "not_json",
@@ -157,6 +158,8 @@ async def misbehave(
     elif name == "echo_rpc":
         error = {"code": -32000, "message": secrets, "data": {"echo": secrets}}
         await stream.send_all(response(200, rpc(message_id, error=error)))
+    elif name == "echo_bad_result":  # content must be a list
+        await stream.send_all(response(200, rpc(message_id, {"content": secrets})))
     elif name == "server_error":  # JSON-RPC's first code for a server's own errors
         error = {"code": -32000, "message": "Server error"}
         await stream.send_all(response(200, rpc(message_id, error=error)))
