@@ -12,9 +12,11 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import pydantic
 import pytest
 import trio
+import trio.testing
 from mcp.shared.exceptions import MCPError
 from pydantic_core import PydanticCustomError
 
@@ -28,6 +30,7 @@ from trio_mcp._redact import (
     secret_values,
 )
 
+from .conftest import HttpServer
 from .server_processes import HERE, ServerProcess
 from .test_secrets import HEADER, PASSWORD, TOKEN, USER, _assert_clean, _texts
 
@@ -180,3 +183,137 @@ def test_a_validation_error_quoting_a_secret_is_copied_without_it(field: str) ->
         release_secrets([HEADER])
     assert HEADER in str(info.value) and HEADER not in str(redacted)
     assert [error["loc"] for error in redacted.errors()] == [(field,)]
+
+
+# -- answers that break the protocol, streams that never end, connections that break ------
+
+# What each tool does wrong, and the one error its call gets. The timeouts are the
+# server's call_timeout (2 s in the test): nothing ever answers those calls.
+PROBES = [
+    ("html", trio_mcp.RequestFailedError, "-32600: Unexpected content type: text/html"),
+    ("empty", trio_mcp.RequestFailedError, "-32700: Failed to parse JSON response"),
+    ("not_json", trio_mcp.RequestFailedError, "-32700: Failed to parse JSON response"),
+    ("truncated", trio_mcp.RequestFailedError, "-32700: Failed to parse JSON response"),
+    ("sse_ends", trio_mcp.ServerDisconnectedError, "was lost while"),
+    ("reset", trio_mcp.ServerDisconnectedError, "was lost while"),
+    ("wrong_id", trio_mcp.ToolCallTimeout, "within 2s"),
+    ("sse_keepalive", trio_mcp.ToolCallTimeout, "within 2s"),
+    ("stall", trio_mcp.ToolCallTimeout, "within 2s"),
+]
+
+
+def open_fds() -> int:
+    return psutil.Process().num_fds()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("tool", "kind", "words"), PROBES)
+async def test_a_broken_answer_fails_its_call_alone_and_typed(
+    hostile: ServerProcess, http_server: HttpServer, mode: str, tool: str, kind: type[Exception], words: str
+) -> None:
+    fds = open_fds()
+    servers: dict[str, trio_mcp.ServerConfig] = {
+        "h": config(hostile, mode, call_timeout=2),
+        "other": trio_mcp.StreamableHttpServer(http_server.http_url, mode=mode),  # type: ignore[arg-type]
+    }
+    async with trio_mcp.open_mcp_pool(servers) as pool:
+        assert result_text(await pool.tool_call("h", "echo", {"text": "before"})) == "before"
+        answered: list[str] = []
+
+        async def meanwhile() -> None:
+            answered.extend(
+                [result_text(await pool.tool_call("other", "echo", {"text": str(i)})) for i in range(5)]
+            )
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(meanwhile)
+            with pytest.raises(kind, match=re.escape(words)) as info:
+                await pool.tool_call("h", tool)
+        assert info.value.server == "h"  # type: ignore[attr-defined]
+        assert answered == ["0", "1", "2", "3", "4"]
+        # The pool keeps serving that server (on a new session, if the old one was lost).
+        assert result_text(await pool.tool_call("h", "echo", {"text": "after"})) == "after"
+        assert pool.statistics()["other"].connects == 1
+    assert open_fds() == fds  # every connection of the pool's closed with it
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("path", "tool"), [("/mcp", "stall"), ("/mcp", "sse_keepalive"), ("/stall/mcp", "echo")]
+)
+async def test_closing_the_pool_is_prompt_whatever_the_server_holds(
+    hostile: ServerProcess, mode: str, path: str, tool: str
+) -> None:
+    """A call waiting on a silent server, an endless stream or a connect the server never
+    answers: the pool closes at once and the call hears why."""
+    fds = open_fds()
+    failures: list[trio_mcp.MCPPoolError] = []
+
+    async def call(pool: trio_mcp.MCPPool) -> None:
+        try:
+            await pool.tool_call("h", tool)
+        except trio_mcp.MCPPoolError as error:
+            failures.append(error)
+
+    server = config(hostile, mode, path, call_timeout=300, connect_timeout=300)
+    async with trio.open_nursery() as nursery:
+        async with trio_mcp.open_mcp_pool({"h": server}) as pool:
+            nursery.start_soon(call, pool)
+            await trio.testing.wait_all_tasks_blocked(0.2)
+            closing = trio.current_time()
+        assert trio.current_time() - closing < 5
+    assert len(failures) == 1 and isinstance(failures[0], trio_mcp.PoolClosedError), failures
+    assert open_fds() == fds
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_connect_the_server_never_answers_times_out_typed(hostile: ServerProcess, mode: str) -> None:
+    async with trio_mcp.open_mcp_pool({"h": config(hostile, mode, "/stall/mcp", connect_timeout=1)}) as pool:
+        with pytest.raises(
+            trio_mcp.ServerUnavailableError, match=r"no MCP session within 1s \(connect timeout\)"
+        ):
+            await pool.tool_call("h", "echo", {"text": "x"})
+
+
+# -- redirects ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_redirects_are_followed_within_the_origin_only(hostile: ServerProcess, mode: str) -> None:
+    """Same origin (a 308 to /mcp): followed. Another origin, or a loop: not, and named."""
+    servers = {
+        "moved": secret_config(hostile, mode, "/moved/mcp"),
+        "away": secret_config(hostile, mode, "/away/mcp"),
+        "loop": secret_config(hostile, mode, "/loop/mcp"),
+    }
+    variables = {"header": HEADER, "password": PASSWORD}
+    async with trio_mcp.open_mcp_pool(servers, variables=variables) as pool:
+        assert result_text(await pool.tool_call("moved", "echo", {"text": "here"})) == "here"
+        for name, location in (("away", "localhost"), ("loop", "127.0.0.1")):
+            with pytest.raises(
+                trio_mcp.ServerUnavailableError, match=f"Redirect to http://{location}:"
+            ) as info:
+                await pool.tool_call(name, "echo", {"text": "x"})
+            _assert_clean(_texts(info.value), f"error {info.value!r}")
+        assert result_text(await pool.tool_call("moved", "echo", {"text": "still"})) == "still"
+
+
+# -- large answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_large_answer_arrives_as_json_or_as_one_sse_event(
+    hostile: ServerProcess, http_server: HttpServer, mode: str
+) -> None:
+    """The SDK bounds one SSE event at 1 MiB: an SDK server's 2025-era answers (SSE) over
+    that broke the stream and were reported as a lost session. HTTP answers are bounded
+    as a stdio message is by default (128 MiB); JSON answers are not bounded."""
+    size = 3 << 20
+    servers: dict[str, trio_mcp.ServerConfig] = {
+        "h": config(hostile, mode),
+        "sdk": trio_mcp.StreamableHttpServer(http_server.http_url, mode=mode),  # type: ignore[arg-type]
+    }
+    async with trio_mcp.open_mcp_pool(servers) as pool:
+        for server, tool in (("h", "huge_sse"), ("h", "huge"), ("sdk", "blob")):
+            assert len(result_text(await pool.tool_call(server, tool, {"size": size}))) == size
+        assert [pool.statistics()[name].connects for name in servers] == [1, 1]

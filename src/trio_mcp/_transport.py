@@ -40,7 +40,7 @@ from mcp.shared.message import SessionMessage
 from mcp_types.jsonrpc import JSONRPCResponse
 
 from ._auth import OBSERVED, ObservedAuth
-from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
+from ._config import DEFAULT_MAX_MESSAGE_BYTES, InProcessServer, ServerConfig, SseServer, StdioServer
 from ._errors import AuthorizationError, ServerUnavailableError
 from ._redact import install_log_redaction
 from ._stdio import stdio_transport
@@ -268,7 +268,11 @@ async def _streamable_http(
     name: str, url: str, headers: dict[str, str], on_rejected: Callable[[], None], auth: httpx2.Auth | None
 ) -> AsyncIterator[TransportStreams]:
     client = _http_client(name, headers, on_rejected, sse=False, auth=auth)
-    async with client, streamable_http_client(url, http_client=client) as streams:
+    # The SDK's own bound on one SSE event is 1 MiB: any larger answer a server streams
+    # (as SDK servers do in the 2025 era) broke its stream and cost the session. Bound
+    # it as a stdio message is by default; JSON answers are not bounded at all.
+    streams_cm = streamable_http_client(url, http_client=client, max_sse_event_size=DEFAULT_MAX_MESSAGE_BYTES)
+    async with client, streams_cm as streams:
         yield streams
 
 

@@ -45,6 +45,7 @@ TOOLS = [
     "stall",
     "reset",
     "huge",
+    "huge_sse",
 ]
 
 
@@ -182,7 +183,7 @@ async def misbehave(
         await stream.send_all(head)
         while True:  # until the client goes away
             await stream.send_all(b"d\r\n: keepalive\n\n\r\n")
-            await trio.sleep(0.1)
+            await trio.sleep(0.5)
     elif name == "stall":
         await trio.sleep_forever()
     elif name == "reset":
@@ -190,9 +191,14 @@ async def misbehave(
         await stream.send_all(response(200, body)[:2000])
         stream.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         return False
-    elif name == "huge":
-        size = int(arguments.get("size", 1 << 20))
-        await stream.send_all(response(200, rpc(message_id, text("x" * size))))
+    elif name in ("huge", "huge_sse"):
+        body = rpc(message_id, text("x" * int(arguments.get("size", 1 << 20))))
+        if name == "huge":
+            await stream.send_all(response(200, body))
+        else:  # one SSE event
+            await stream.send_all(
+                response(200, b"event: message\ndata: " + body + b"\n\n", "text/event-stream")
+            )
     else:
         error = {"code": -32602, "message": f"Unknown tool: {name}"}
         await stream.send_all(response(200, rpc(message_id, error=error)))
