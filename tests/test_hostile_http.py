@@ -118,6 +118,8 @@ async def test_secrets_a_server_sends_back_are_never_shown(
         "truncated": (trio_mcp.RequestFailedError, "-32700"),
         # pydantic's error for a malformed result quotes it (and cannot be redacted in place).
         "echo_bad_result": (trio_mcp.InvalidResultError, "malformed result"),
+        # Last: a 401 holds the server off for a while.
+        "echo_401": (trio_mcp.AuthorizationError, 'error="invalid_token"'),
     }
     errors: list[BaseException] = []
     async with trio_mcp.open_mcp_pool(servers, variables=variables) as pool:

@@ -32,6 +32,7 @@ TOOLS = [
     "echo_404",
     "echo_500",
     "echo_400_rpc",
+    "echo_401",
     "echo_rpc",
     "server_error",
     "echo_bad_result",
@@ -153,6 +154,10 @@ async def misbehave(
         await stream.send_all(response(200, rpc(message_id, text(arguments.get("text", "")))))
     elif name in ("echo_400", "echo_404", "echo_500"):
         await stream.send_all(response(int(name[-3:]), secrets.encode(), "text/plain"))
+    elif name == "echo_401":  # a challenge that quotes the request's credentials
+        header = request.headers.get("authorization", "")
+        challenge = f'Bearer error="invalid_token", error_description="{header}", scope="{request.query}"'
+        await stream.send_all(response(401, secrets.encode(), "text/plain", www_authenticate=challenge))
     elif name == "echo_400_rpc":
         error = {"code": -32602, "message": secrets, "data": {"echo": secrets}}
         await stream.send_all(response(400, rpc(message_id, error=error)))
