@@ -196,7 +196,7 @@ PROBES = [
     ("empty", trio_mcp.RequestFailedError, "-32700: Failed to parse JSON response"),
     ("not_json", trio_mcp.RequestFailedError, "-32700: Failed to parse JSON response"),
     ("truncated", trio_mcp.RequestFailedError, "-32700: Failed to parse JSON response"),
-    ("sse_ends", trio_mcp.ServerDisconnectedError, "was lost while"),
+    ("sse_ends", trio_mcp.ServerDisconnectedError, "ended the stream carrying the answer"),
     ("reset", trio_mcp.ServerDisconnectedError, "was lost while"),
     ("wrong_id", trio_mcp.ToolCallTimeout, "within 2s"),
     ("sse_keepalive", trio_mcp.ToolCallTimeout, "within 2s"),
@@ -319,3 +319,29 @@ async def test_a_large_answer_arrives_as_json_or_as_one_sse_event(
         for server, tool in (("h", "huge_sse"), ("h", "huge"), ("sdk", "blob")):
             assert len(result_text(await pool.tool_call(server, tool, {"size": size}))) == size
         assert [pool.statistics()[name].connects for name in servers] == [1, 1]
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_stream_that_ends_without_its_answer_fails_that_call_only(
+    hostile: ServerProcess, mode: str
+) -> None:
+    """Over HTTP each request has a stream of its own: one that ends unanswered loses
+    that answer, not the session (which the pool used to close, failing its other calls)."""
+    servers = {"h": config(hostile, mode, call_timeout=30), "control": config(hostile, mode)}
+    async with trio_mcp.open_mcp_pool(servers) as pool:
+        released: list[str] = []
+
+        async def gate() -> None:
+            released.append(result_text(await pool.tool_call("h", "gate")))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gate)
+            await pool.tool_call("control", "gated")  # the gate call waits on the server
+            with pytest.raises(
+                trio_mcp.ServerDisconnectedError, match="ended the stream carrying the answer"
+            ):
+                await pool.tool_call("h", "sse_ends")
+            await pool.tool_call("control", "release")
+        assert released == ["released"]
+        assert result_text(await pool.tool_call("h", "echo", {"text": "same"})) == "same"
+        assert pool.statistics()["h"].connects == 1

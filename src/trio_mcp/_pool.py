@@ -49,7 +49,7 @@ from ._session import LiveSession, walk_pages
 from ._skills import Skill, SkillEntry, file_uri, find_skill, list_skill_entries, read_verified, skill_from
 from ._subscriptions import ResourceSubscription, open_feed
 from ._telemetry import RequestSpan, Tracing
-from ._translate import first_leaf, translate_call_error
+from ._translate import first_leaf, only_the_answer_was_lost, translate_call_error
 from ._transport import watch_http
 
 if TYPE_CHECKING:
@@ -270,7 +270,11 @@ class MCPPool:
                                         lost=live.lost.is_set(),
                                         http=http,
                                     )
-                                    if isinstance(failure, ServerDisconnectedError) or http.session_rejected:
+                                    if http.session_rejected or (
+                                        # Only the answer's own stream ended: the session lives on.
+                                        isinstance(failure, ServerDisconnectedError)
+                                        and not only_the_answer_was_lost(exc, http)
+                                    ):
                                         live.lost.set()
                                     elif isinstance(failure, AuthorizationError) and failure.status == 401:
                                         # Its credentials are dead: drop it; the next call

@@ -33,7 +33,7 @@ from ._errors import (
 from ._redact import redact_exception, redact_url, redact_validation_error
 from ._transport import HttpOutcome
 
-__all__ = ["first_leaf", "translate_call_error", "translate_connect_error"]
+__all__ = ["first_leaf", "only_the_answer_was_lost", "translate_call_error", "translate_connect_error"]
 
 _STREAM_ERRORS = (
     anyio.BrokenResourceError,
@@ -59,8 +59,10 @@ def first_leaf(exc: BaseException) -> BaseException:
 
 
 # How the SDK words the errors it makes up for a request whose answer cannot come: its
-# dispatcher's "Connection closed", the Streamable HTTP transport's "SSE stream ...".
+# dispatcher's "Connection closed"; the Streamable HTTP transport's "SSE stream ..." when
+# the stream carrying one request's answer ended or broke (the session may be fine).
 _SDK_CLOSED_WORDS = ("Connection closed", "SSE stream ")
+_STREAM_BROKE_WORDS = "SSE stream "
 
 
 def _closed_by_the_sdk(exc: MCPError) -> bool:
@@ -74,6 +76,20 @@ def _closed_by_the_sdk(exc: MCPError) -> bool:
         exc.code == CONNECTION_CLOSED
         and exc.error.data is None
         and exc.error.message.startswith(_SDK_CLOSED_WORDS)
+    )
+
+
+def only_the_answer_was_lost(exc: BaseException, http: HttpOutcome | None) -> bool:
+    """Whether a request failed only because the HTTP stream carrying its answer ended
+    without it, the connection intact: the answer is lost, not the session (every
+    request has a stream of its own). A stream broken off by a network error says the
+    server (or the way to it) is gone."""
+    leaf = first_leaf(exc)
+    return (
+        isinstance(leaf, MCPError)
+        and _closed_by_the_sdk(leaf)
+        and leaf.error.message.startswith(_STREAM_BROKE_WORDS)
+        and not (http is not None and http.broken)
     )
 
 
@@ -232,7 +248,12 @@ def translate_call_error(
         error = _lost(server, what, closing)
     elif isinstance(leaf, MCPError):
         code = leaf.code
-        if _closed_by_the_sdk(leaf) or isinstance(leaf.__cause__, _STREAM_ERRORS):
+        if only_the_answer_was_lost(leaf, http) and not closing:
+            error = ServerDisconnectedError(
+                f"server {server!r} ended the stream carrying the answer to {what} without it",
+                server=server,
+            )
+        elif _closed_by_the_sdk(leaf) or isinstance(leaf.__cause__, _STREAM_ERRORS):
             error = _lost(server, what, closing)
         elif code == REQUEST_TIMEOUT:
             error = ToolCallTimeout(f"{what} on server {server!r} timed out", server=server)

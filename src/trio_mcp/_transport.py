@@ -67,6 +67,9 @@ class HttpOutcome:
     challenge: str | None = None
     #: The authorization flow run for one of the requests failed (see ``_auth``).
     auth_error: AuthorizationError | None = None
+    #: The body of an answer broke off (a network error mid-body): the connection or the
+    #: server is gone, not just that answer (see ``_translate.only_the_answer_was_lost``).
+    broken: bool = False
 
 
 _current_outcome: ContextVar[HttpOutcome | None] = ContextVar("trio_mcp_http_outcome", default=None)
@@ -121,17 +124,45 @@ def _is_session_rejection(response: httpx2.Response, *, sse: bool, replied: bool
     return "mcp-session-id" in response.request.headers
 
 
+class _WatchedBody(httpx2.AsyncByteStream):
+    """A response body that notes in ``outcome`` a network error that breaks it off."""
+
+    __slots__ = ("_inner", "_iterator", "_outcome")
+
+    def __init__(self, inner: httpx2.AsyncByteStream, outcome: HttpOutcome) -> None:
+        self._inner = inner
+        self._outcome = outcome
+        self._iterator: AsyncIterator[bytes] | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._iterator = self._inner.__aiter__()
+        return self
+
+    async def __anext__(self) -> bytes:
+        assert self._iterator is not None
+        try:
+            return await self._iterator.__anext__()
+        except httpx2.TransportError:
+            self._outcome.broken = True
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def _observer(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2.Response], Awaitable[None]]:
     """What to do with the final answer to one of the transport's requests."""
 
     async def observe(response: httpx2.Response) -> None:
         status = response.status_code
         method = response.request.method
+        outcome = _current_outcome.get()
+        if outcome is not None and method == "POST" and isinstance(response.stream, httpx2.AsyncByteStream):
+            response.stream = _WatchedBody(response.stream, outcome)
         if status < 400 or method == "DELETE":
             return
         replied = await _answers_request(response)
         rejected = _is_session_rejection(response, sse=sse, replied=replied)
-        outcome = _current_outcome.get()
         if outcome is not None:
             outcome.status = status
             outcome.replied = replied

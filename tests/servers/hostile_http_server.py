@@ -47,7 +47,13 @@ TOOLS = [
     "reset",
     "huge",
     "huge_sse",
+    "gate",
+    "release",
+    "gated",
 ]
+#: ``gate()`` answers once ``release()`` was called (by anybody); ``gated()`` answers
+#: once a gate call waits.
+GATE: dict[str, Any] = {"event": trio.Event(), "waiting": 0, "arrived": trio.Event()}
 
 
 class Request:
@@ -166,6 +172,19 @@ async def misbehave(
         await stream.send_all(response(200, rpc(message_id, error=error)))
     elif name == "echo_bad_result":  # content must be a list
         await stream.send_all(response(200, rpc(message_id, {"content": secrets})))
+    elif name == "gate":
+        GATE["waiting"] += 1
+        GATE["arrived"].set()
+        await GATE["event"].wait()
+        GATE["waiting"] -= 1
+        await stream.send_all(response(200, rpc(message_id, text("released"))))
+    elif name == "release":
+        GATE["event"].set()
+        GATE["event"], GATE["arrived"] = trio.Event(), trio.Event()
+        await stream.send_all(response(200, rpc(message_id, text("done"))))
+    elif name == "gated":
+        await GATE["arrived"].wait()
+        await stream.send_all(response(200, rpc(message_id, text(str(GATE["waiting"])))))
     elif name == "server_error":  # JSON-RPC's first code for a server's own errors
         error = {"code": -32000, "message": "Server error"}
         await stream.send_all(response(200, rpc(message_id, error=error)))
