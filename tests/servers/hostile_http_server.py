@@ -10,12 +10,19 @@ way that touches every request (the handshake too):
 - ``/away/...``: a 307 to ``/mcp`` on another origin (``localhost`` instead of the IP).
 
 Both eras: ``server/discover`` is answered (so ``mode="auto"`` speaks 2026-07-28) and
-``initialize`` too (``mode="legacy"``); ``?legacy`` in the URL makes discover unknown,
-``?session`` makes ``initialize`` hand out an ``Mcp-Session-Id``, ``?bad_list`` makes
-the ``tools/list`` result malformed. Each tool misbehaves
-in its own way when called (its name says how); ``echo(text)`` behaves. The ones named
-``echo_*`` put the request's secrets in their answer: the ``Authorization`` and
-``X-Api-Key`` header values and the URL's query.
+``initialize`` too (``mode="legacy"``); ``?bad_list`` in the URL makes the ``tools/list``
+result malformed. Tools (``echo(text)`` behaves; each other one misbehaves as its name says):
+
+- ``echo_400``/``_404``/``_500`` (a text body), ``echo_401`` (in its challenge too),
+  ``echo_400_rpc`` and ``echo_rpc`` (a JSON-RPC error's message and data),
+  ``echo_bad_result``: each puts the request's secrets in its answer — the
+  ``Authorization`` and ``X-Api-Key`` values and the URL's query;
+- ``server_error``: JSON-RPC error -32000; ``html``, ``empty``, ``not_json``,
+  ``truncated``, ``wrong_id`` (an answer for another id): broken answers;
+- ``sse_ends`` (a stream that ends unanswered), ``sse_keepalive`` (only comments, for
+  ever), ``stall`` (no answer at all), ``reset`` (half an answer, then a TCP reset);
+- ``huge(size)``/``huge_sse(size)``: a result that large, as JSON or as one SSE event;
+- ``gate()`` answers once ``release()`` is called; ``gated()`` once a gate call waits.
 """
 
 from __future__ import annotations
@@ -112,7 +119,7 @@ CAPABILITIES = {"tools": {}}
 INFO = {"name": "hostile-http", "version": "1"}
 
 
-async def answer_mcp(stream: trio.SocketStream, request: Request, port: int) -> bool:
+async def answer_mcp(stream: trio.SocketStream, request: Request) -> bool:
     """Answer one MCP POST (or GET/DELETE); False if the connection must end."""
     if request.method == "GET":
         await stream.send_all(response(405, b""))
@@ -126,13 +133,10 @@ async def answer_mcp(stream: trio.SocketStream, request: Request, port: int) -> 
     if message_id is None:
         await stream.send_all(response(202, b""))
         return True
-    extra: dict[str, str] = {}
-    if method == "server/discover" and "legacy" not in request.query:
+    if method == "server/discover":
         result: Any = {"supportedVersions": ["2026-07-28"], "capabilities": CAPABILITIES, "serverInfo": INFO}
     elif method == "initialize":
         result = {"protocolVersion": "2025-11-25", "capabilities": CAPABILITIES, "serverInfo": INFO}
-        if "session" in request.query:
-            extra["mcp_session_id"] = "0123456789abcdef0123456789abcdef"
     elif method == "tools/list":
         tools = [{"name": name, "inputSchema": {"type": "object"}} for name in TOOLS]
         result = {
@@ -148,7 +152,7 @@ async def answer_mcp(stream: trio.SocketStream, request: Request, port: int) -> 
         error = {"code": -32601, "message": f"Method not found: {method}"}
         await stream.send_all(response(200, rpc(message_id, error=error)))
         return True
-    await stream.send_all(response(200, rpc(message_id, result), **extra))
+    await stream.send_all(response(200, rpc(message_id, result)))
     return True
 
 
@@ -253,7 +257,7 @@ async def serve(stream: trio.SocketStream, port: int) -> None:
                     await stream.send_all(
                         response(307, location=f"http://localhost:{port}/mcp?{request.query}")
                     )
-                elif not await answer_mcp(stream, request, port):
+                elif not await answer_mcp(stream, request):
                     return
             except trio.BrokenResourceError:
                 return
