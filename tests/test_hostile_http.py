@@ -345,3 +345,50 @@ async def test_a_stream_that_ends_without_its_answer_fails_that_call_only(
         assert released == ["released"]
         assert result_text(await pool.tool_call("h", "echo", {"text": "same"})) == "same"
         assert pool.statistics()["h"].connects == 1
+
+
+# -- the older HTTP+SSE transport -------------------------------------------------------------
+
+
+async def test_over_sse_an_error_reply_in_a_post_body_is_named_as_sent(
+    hostile: ServerProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK's SSE client never reads the body of a POST's error status: it fails the
+    request with a "Connection closed" of its own (-32000), which the pool reported as
+    the server's reply. The reply's own code and message are named (redacted)."""
+    caplog.set_level(logging.DEBUG)
+    server = trio_mcp.SseServer(
+        hostile.url(f"/sse?api_key={TOKEN}"), headers={"Authorization": "Bearer ${header}"}, call_timeout=2
+    )
+    errors: list[BaseException] = []
+    async with trio_mcp.open_mcp_pool({"h": server}, variables={"header": HEADER}) as pool:
+        with pytest.raises(
+            trio_mcp.RequestFailedError, match=r"-32602: you sent \*\*\* .*\(HTTP 400"
+        ) as info:
+            await pool.tool_call("h", "echo_400_rpc")
+        assert info.value.code == -32602
+        errors.append(info.value)
+        with pytest.raises(trio_mcp.RequestFailedError, match=r"-32000: you sent \*\*\*") as answered:
+            await pool.tool_call("h", "echo_rpc")
+        errors.append(answered.value)
+        # An event that is no JSON-RPC message names no request: its call waits out its deadline.
+        with pytest.raises(trio_mcp.ToolCallTimeout):
+            await pool.tool_call("h", "not_json")
+        assert result_text(await pool.tool_call("h", "echo", {"text": "on"})) == "on"
+    for error in errors:
+        _assert_clean(_texts(error), f"error {error!r}")
+    for record in caplog.records:
+        _assert_clean([record.getMessage(), str(record.exc_text)], f"log record {record.name}")
+
+
+@pytest.mark.parametrize("path", ["/sse-silent", "/sse-away"])
+async def test_over_sse_a_stream_without_a_usable_endpoint_is_a_connect_timeout(
+    hostile: ServerProcess, path: str
+) -> None:
+    """No endpoint event (only comments), or one on another origin (the SDK refuses it,
+    but leaves the connect waiting): the connect deadline ends it, typed."""
+    async with trio_mcp.open_mcp_pool(
+        {"h": trio_mcp.SseServer(hostile.url(path), connect_timeout=1)}
+    ) as pool:
+        with pytest.raises(trio_mcp.ServerUnavailableError, match=r"within 1s \(connect timeout\)"):
+            await pool.tool_call("h", "echo", {"text": "x"})

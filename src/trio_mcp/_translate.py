@@ -11,6 +11,8 @@ first (see ``_redact``), since it stays reachable as the cause and the context.
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx2
 import trio
@@ -30,7 +32,7 @@ from ._errors import (
     ToolCallTimeout,
     UnknownToolError,
 )
-from ._redact import redact_exception, redact_url, redact_validation_error
+from ._redact import redact_exception, redact_text, redact_url, redact_validation_error
 from ._transport import HttpOutcome
 
 __all__ = ["first_leaf", "only_the_answer_was_lost", "translate_call_error", "translate_connect_error"]
@@ -232,11 +234,14 @@ def translate_call_error(
                 server=server,
             )
         elif http.replied and isinstance(leaf, MCPError):
+            # The reply itself: the SSE transport's SDK client fails the request with a
+            # "Connection closed" of its own, never reading it.
+            code, message = _reply_code_and_message(http.reply, leaf)
             error = RequestFailedError(
-                f"server {server!r} answered {what} with JSON-RPC error {leaf.code}: {leaf.error.message} "
+                f"server {server!r} answered {what} with JSON-RPC error {code}: {message} "
                 f"({_status(http.status)})",
                 server=server,
-                code=leaf.code,
+                code=code,
             )
         else:
             error = RequestFailedError(
@@ -280,6 +285,14 @@ def translate_call_error(
         error = MCPPoolError(f"{what} on server {server!r} failed: {type(leaf).__name__}", server=server)
     error.__cause__ = leaf
     return error
+
+
+def _reply_code_and_message(reply: dict[str, Any] | None, leaf: MCPError) -> tuple[int, str]:
+    """The code and (redacted) message of a JSON-RPC error reply, else of ``leaf``."""
+    code, message = (reply or {}).get("code"), (reply or {}).get("message")
+    if isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str):
+        return code, redact_text(message[:1000])
+    return leaf.code, leaf.error.message
 
 
 def _lost(server: str, what: str, closing: bool) -> MCPPoolError:

@@ -63,6 +63,8 @@ class HttpOutcome:
     session_rejected: bool = False
     #: The error response's body was a JSON-RPC error reply to the request itself.
     replied: bool = False
+    #: That reply's error object (the SDK's HTTP+SSE client never reads it).
+    reply: dict[str, Any] | None = None
     #: The ``WWW-Authenticate`` challenge of a 401/403, if any (it names no secret).
     challenge: str | None = None
     #: The authorization flow run for one of the requests failed (see ``_auth``).
@@ -89,22 +91,25 @@ class watch_http:  # a class, not a generator: it is entered around every reques
         _current_outcome.reset(self._token)
 
 
-async def _answers_request(response: httpx2.Response) -> bool:
-    """Whether an HTTP error response carries a JSON-RPC error reply to its POST's request."""
+async def _reply_in(response: httpx2.Response) -> dict[str, Any] | None:
+    """The JSON-RPC error an HTTP error response carries in reply to its POST's request, if any."""
     request = response.request
     if request.method != "POST" or not response.headers.get("content-type", "").startswith(
         "application/json"
     ):
-        return False
+        return None
     length = response.headers.get("content-length")
     if length is None or not length.isdigit() or int(length) > _MAX_ERROR_BODY:
-        return False
+        return None
     try:
         body = json.loads(await response.aread())
         sent_id = json.loads(request.content).get("id")
     except (ValueError, AttributeError, httpx2.StreamError):
-        return False
-    return isinstance(body, dict) and "error" in body and sent_id is not None and body.get("id") == sent_id
+        return None
+    if isinstance(body, dict) and "error" in body and sent_id is not None and body.get("id") == sent_id:
+        error = body["error"]
+        return error if isinstance(error, dict) else {}
+    return None
 
 
 def _is_session_rejection(response: httpx2.Response, *, sse: bool, replied: bool) -> bool:
@@ -161,11 +166,12 @@ def _observer(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2
             response.stream = _WatchedBody(response.stream, outcome)
         if status < 400 or method == "DELETE":
             return
-        replied = await _answers_request(response)
+        reply = await _reply_in(response)
+        replied = reply is not None
         rejected = _is_session_rejection(response, sse=sse, replied=replied)
         if outcome is not None:
             outcome.status = status
-            outcome.replied = replied
+            outcome.replied, outcome.reply = replied, reply
             outcome.session_rejected = outcome.session_rejected or rejected
             if status in (401, 403):
                 outcome.challenge = response.headers.get("www-authenticate")

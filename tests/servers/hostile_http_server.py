@@ -9,6 +9,10 @@ way that touches every request (the handshake too):
 - ``/moved/...``: a 308 to ``/mcp`` on the same origin (followed, the session works);
 - ``/away/...``: a 307 to ``/mcp`` on another origin (``localhost`` instead of the IP).
 
+The older HTTP+SSE transport is served at ``/sse`` (the same tools; those that answer
+with a plain 200 answer on the stream), ``/sse-silent`` (a stream of comments without
+the endpoint event) and ``/sse-away`` (an endpoint on another origin).
+
 Both eras: ``server/discover`` is answered (so ``mode="auto"`` speaks 2026-07-28) and
 ``initialize`` too (``mode="legacy"``); ``?bad_list`` in the URL makes the ``tools/list``
 result malformed. Tools (``echo(text)`` behaves; each other one misbehaves as its name says):
@@ -233,6 +237,64 @@ async def misbehave(
     return True
 
 
+# -- the older HTTP+SSE transport: a GET stream of events, answers to POSTs come on it ----
+
+#: Where the answers of each SSE session go (its GET stream), by session number.
+SSE_SESSIONS: dict[str, trio.MemorySendChannel[bytes]] = {}
+
+
+class Capture:
+    """Stands in for a connection: keeps what :func:`answer_mcp` would send."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    async def send_all(self, data: bytes) -> None:
+        self.data += data
+
+    def setsockopt(self, *args: Any) -> None:
+        pass
+
+
+def chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+async def sse_stream(stream: trio.SocketStream, request: Request, mode: str, port: int) -> None:
+    """``/sse``: the endpoint event, then the answers; ``/sse-silent``: comments only, for
+    ever; ``/sse-away``: an endpoint on another origin."""
+    await stream.send_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    if mode == "sse-silent":
+        while True:
+            await stream.send_all(chunk(b": keepalive\n\n"))
+            await trio.sleep(0.5)
+    session = str(len(SSE_SESSIONS))
+    send, receive = trio.open_memory_channel[bytes](100)
+    SSE_SESSIONS[session] = send
+    origin = f"http://localhost:{port}" if mode == "sse-away" else ""
+    endpoint = f"{origin}/sse/messages?session={session}&{request.query}"
+    await stream.send_all(chunk(f"event: endpoint\ndata: {endpoint}\n\n".encode()))
+    async for body in receive:
+        await stream.send_all(chunk(b"event: message\ndata: " + body + b"\n\n"))
+
+
+async def sse_message(stream: trio.SocketStream, request: Request) -> None:
+    """A POST of the SSE transport: 202, and the body of a 200 answer (whatever its
+    type) as an event on the session's stream; any other answer is sent back as it is."""
+    capture = Capture()
+    await answer_mcp(capture, request)  # type: ignore[arg-type]
+    head, _, body = capture.data.partition(b"\r\n\r\n")
+    status = head.split(b" ", 2)[1]
+    if status == b"200" and b"text/event-stream" not in head:
+        session = dict(pair.partition("=")[::2] for pair in request.query.split("&"))["session"]
+        await SSE_SESSIONS[session].send(body)
+        await stream.send_all(response(202, b"Accepted", "text/plain"))
+    else:
+        await stream.send_all(capture.data)
+
+
 async def serve(stream: trio.SocketStream, port: int) -> None:
     buffer = bytearray()
     async with stream:
@@ -257,6 +319,11 @@ async def serve(stream: trio.SocketStream, port: int) -> None:
                     await stream.send_all(
                         response(307, location=f"http://localhost:{port}/mcp?{request.query}")
                     )
+                elif mode.startswith("sse") and request.method == "GET":
+                    await sse_stream(stream, request, mode, port)
+                    return
+                elif mode == "sse":
+                    await sse_message(stream, request)
                 elif not await answer_mcp(stream, request):
                     return
             except trio.BrokenResourceError:
