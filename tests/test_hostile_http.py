@@ -198,7 +198,7 @@ PROBES = [
     ("truncated", trio_mcp.RequestFailedError, "-32700: Failed to parse JSON response"),
     ("sse_ends", trio_mcp.ServerDisconnectedError, "ended the stream carrying the answer"),
     ("reset", trio_mcp.ServerDisconnectedError, "was lost while"),
-    ("wrong_id", trio_mcp.ToolCallTimeout, "within 2s"),
+    ("wrong_id", trio_mcp.MalformedResponseError, "answered a request with the response to another one"),
     ("sse_keepalive", trio_mcp.ToolCallTimeout, "within 2s"),
     ("stall", trio_mcp.ToolCallTimeout, "within 2s"),
 ]

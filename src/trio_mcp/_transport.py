@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,11 +38,12 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
-from mcp_types.jsonrpc import JSONRPCResponse
+from mcp_types import ErrorData
+from mcp_types.jsonrpc import JSONRPCError, JSONRPCResponse
 
 from ._auth import OBSERVED, ObservedAuth
 from ._config import DEFAULT_MAX_MESSAGE_BYTES, InProcessServer, ServerConfig, SseServer, StdioServer
-from ._errors import AuthorizationError, ServerUnavailableError
+from ._errors import AuthorizationError, MalformedResponseError, ServerUnavailableError
 from ._redact import install_log_redaction
 from ._stdio import stdio_transport
 
@@ -75,6 +77,21 @@ class HttpOutcome:
 
 
 _current_outcome: ContextVar[HttpOutcome | None] = ContextVar("trio_mcp_http_outcome", default=None)
+
+# The id of the request a POST carried, set in that POST's own task (the SDK runs each
+# in a task of its own) when its answer arrives: the answer it relays must be for it.
+_posted_id: ContextVar[Any] = ContextVar("trio_mcp_posted_id", default=None)
+# How httpx2 encodes the SDK's requests: the id comes second (read without parsing it all).
+_POSTED_ID = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?[0-9]+|"(?:[^"\\]|\\.)*")[,}]')
+
+
+def _request_id(request: httpx2.Request) -> Any:
+    """The id of the JSON-RPC request ``request`` posts; None if it posts none."""
+    try:
+        match = _POSTED_ID.match(request.content, 0, 300)
+        return None if match is None else json.loads(match[1])
+    except (httpx2.RequestNotRead, ValueError):
+        return None
 
 
 class watch_http:  # a class, not a generator: it is entered around every request
@@ -162,8 +179,11 @@ def _observer(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2
         status = response.status_code
         method = response.request.method
         outcome = _current_outcome.get()
-        if outcome is not None and method == "POST" and isinstance(response.stream, httpx2.AsyncByteStream):
-            response.stream = _WatchedBody(response.stream, outcome)
+        if method == "POST":
+            if outcome is not None and isinstance(response.stream, httpx2.AsyncByteStream):
+                response.stream = _WatchedBody(response.stream, outcome)
+            if status < 300:
+                _posted_id.set(_request_id(response.request))
         if status < 400 or method == "DELETE":
             return
         reply = await _reply_in(response)
@@ -226,14 +246,22 @@ def _default_result_type(result: dict[str, Any]) -> None:
 
 
 class _WatchedReadStream:
-    """A read stream that calls ``on_end`` once, when its inner stream ends or breaks."""
+    """A read stream that calls ``on_end`` once, when its inner stream ends or breaks.
 
-    __slots__ = ("_ended", "_inner", "_on_end")
+    An HTTP answer relayed for another request than the one its POST carried (the SDK
+    passes a JSON answer on as it is) fails the POST's own request at once, instead of
+    leaving it to its deadline and handing the answer to whoever owns that id.
+    """
 
-    def __init__(self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None]) -> None:
+    __slots__ = ("_ended", "_inner", "_name", "_on_end")
+
+    def __init__(
+        self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None], name: str
+    ) -> None:
         self._inner = inner
         self._on_end = on_end
         self._ended = False
+        self._name = name
 
     @property
     def last_context(self) -> Any:
@@ -251,9 +279,21 @@ class _WatchedReadStream:
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._end()
             raise
-        if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCResponse):
-            _default_result_type(item.message.result)
+        if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCResponse | JSONRPCError):
+            context = getattr(self._inner, "last_context", None)
+            posted = None if context is None else context.get(_posted_id)
+            if posted is not None and item.message.id != posted:
+                return self._misdirected(posted)
+            if isinstance(item.message, JSONRPCResponse):
+                _default_result_type(item.message.result)
         return item
+
+    def _misdirected(self, request_id: Any) -> SessionMessage:
+        error = MalformedResponseError(
+            f"server {self._name!r} answered a request with the response to another one", server=self._name
+        )
+        data = ErrorData(code=error.code, message=str(error), data=error)  # the pool's error, carried
+        return SessionMessage(JSONRPCError(jsonrpc="2.0", id=request_id, error=data))
 
     def __aiter__(self) -> _WatchedReadStream:
         return self
@@ -377,7 +417,7 @@ async def open_transport(
     """
     install_log_redaction()  # again: SDK loggers may have been created since import
     async with _build(name, config, headers, lost, auth, closing) as (read_stream, write_stream):
-        yield _WatchedReadStream(read_stream, lost.set), write_stream
+        yield _WatchedReadStream(read_stream, lost.set, name), write_stream
 
 
 def client_target(
