@@ -49,7 +49,7 @@ def test_first_leaf_skips_cancelled_and_nesting() -> None:
         ),
         (httpx2.ReadTimeout("slow"), "timed out"),
         (httpx2.RemoteProtocolError("bad"), "RemoteProtocolError"),
-        (MCPError(CONNECTION_CLOSED, "closed"), "closed the connection"),
+        (MCPError(CONNECTION_CLOSED, "Connection closed"), "closed the connection"),
         (MCPError(-32600, "no thanks"), "refused (JSON-RPC error -32600: no thanks)"),
         (ConnectionResetError(104, "reset"), "ConnectionResetError"),
         (trio.BrokenResourceError(), "transport closed"),
@@ -70,8 +70,16 @@ def test_connect_error_of_our_own_passes_through() -> None:
 @pytest.mark.parametrize(
     ("exc", "closing", "kind"),
     [
-        (MCPError(CONNECTION_CLOSED, "closed"), False, trio_mcp.ServerDisconnectedError),
-        (MCPError(CONNECTION_CLOSED, "closed"), True, trio_mcp.PoolClosedError),
+        (MCPError(CONNECTION_CLOSED, "Connection closed"), False, trio_mcp.ServerDisconnectedError),
+        (MCPError(CONNECTION_CLOSED, "Connection closed"), True, trio_mcp.PoolClosedError),
+        (
+            MCPError(CONNECTION_CLOSED, "SSE stream ended without a response"),
+            False,
+            trio_mcp.ServerDisconnectedError,
+        ),
+        # A server's own -32000 ("Server error", JSON-RPC's range for servers) is an answer.
+        (MCPError(CONNECTION_CLOSED, "Server error"), False, trio_mcp.RequestFailedError),
+        (MCPError(CONNECTION_CLOSED, "Connection closed", {"why": "x"}), False, trio_mcp.RequestFailedError),
         (MCPError(REQUEST_TIMEOUT, "late"), False, trio_mcp.ToolCallTimeout),
         (MCPError(INVALID_PARAMS, "Unknown tool: t"), False, trio_mcp.UnknownToolError),
         (MCPError(INVALID_PARAMS, "bad params"), False, trio_mcp.RequestFailedError),

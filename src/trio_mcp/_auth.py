@@ -67,6 +67,7 @@ from pydantic import AnyUrl
 
 from ._errors import AuthorizationError, ConfigError, challenge_parameter
 from ._headers import render_templates
+from ._redact import redact_text
 
 __all__ = [
     "OBSERVED",
@@ -107,14 +108,15 @@ _ERROR_CODE = re.compile(r"^[a-z_]{1,64}$")
 
 
 def challenge_summary(challenge: str) -> str:
-    """The parts of a WWW-Authenticate challenge worth naming (never a token)."""
+    """The parts of a WWW-Authenticate challenge worth naming (never a token: nor one
+    that a server quotes back in them)."""
     scheme = challenge.split(None, 1)[0] if challenge.strip() else ""
     keep = [
         f'{name}="{value}"'
         for name in _NAMED_PARAMETERS
         if (value := challenge_parameter(challenge, name)) is not None
     ]
-    return " ".join([scheme, *keep])[:300]
+    return redact_text(" ".join([scheme, *keep])[:300])
 
 
 def authorization_failed(

@@ -16,7 +16,8 @@ the right thing (an unknown name is a ``LookupError``, a timeout a ``TimeoutErro
     │   └── CircuitOpenError               failing fast after repeated failures
     ├── AuthorizationError                 the server wants (other) credentials: HTTP 401/403,
     │                                      or the authorization flow failed
-    ├── ServerDisconnectedError            the session was lost mid-call
+    ├── ServerDisconnectedError            the session was lost mid-call (or, over HTTP,
+    │                                      the stream carrying the answer ended without it)
     ├── ServerOverloadedError              too many callers already waiting
     ├── ToolCallTimeout (TimeoutError)     the call's deadline passed
     ├── RequestFailedError                 the server answered with a JSON-RPC error
@@ -166,7 +167,9 @@ class AuthorizationError(MCPPoolError):
 
 
 class ServerDisconnectedError(MCPPoolError):
-    """The session to the server was lost while the request was in flight."""
+    """The session to the server was lost while the request was in flight, or (over HTTP)
+    the stream carrying its answer ended without it. Either way the request may or may
+    not have run."""
 
 
 class ServerOverloadedError(MCPPoolError):

@@ -49,7 +49,7 @@ from ._session import LiveSession, walk_pages
 from ._skills import Skill, SkillEntry, file_uri, find_skill, list_skill_entries, read_verified, skill_from
 from ._subscriptions import ResourceSubscription, open_feed
 from ._telemetry import RequestSpan, Tracing
-from ._translate import first_leaf, translate_call_error
+from ._translate import first_leaf, only_the_answer_was_lost, translate_call_error
 from ._transport import watch_http
 
 if TYPE_CHECKING:
@@ -243,6 +243,7 @@ class MCPPool:
                             live = await slot.connected()
                         request.arm()
                         with watch_http() as http, watch_handlers() as handler_failures:
+                            failure: MCPPoolError | None = None
                             try:
                                 result = await operation(live)
                             except MCPPoolError:
@@ -251,31 +252,39 @@ class MCPPool:
                                 if handler_failures:
                                     # It failed because one of our own handlers did: say so.
                                     failure = handler_failures[0]
-                                    raise failure from failure.__cause__
-                                if first_try and http.session_rejected:
+                                elif first_try and http.session_rejected:
                                     # The server no longer knows this session (it restarted):
                                     # the request was not run, so a new session sends it again.
                                     live.lost.set()
                                     request.disarm()
                                     continue
-                                error = translate_call_error(
-                                    exc,
-                                    server=server,
-                                    what=what,
-                                    closing=self.closed,
-                                    tool=tool,
-                                    # Whatever failed on a session already lost (the SDK raises
-                                    # RuntimeError on a client closed under us) is a lost session.
-                                    lost=live.lost.is_set(),
-                                    http=http,
-                                )
-                                if isinstance(error, ServerDisconnectedError) or http.session_rejected:
-                                    live.lost.set()
-                                elif isinstance(error, AuthorizationError) and error.status == 401:
-                                    # Its credentials are dead: drop it; the next call
-                                    # reconnects (and logs in) after the server's hold.
-                                    slot.refused(live, error)
-                                raise error from error.__cause__
+                                else:
+                                    failure = translate_call_error(
+                                        exc,
+                                        server=server,
+                                        what=what,
+                                        closing=self.closed,
+                                        tool=tool,
+                                        # Whatever failed on a session already lost (the SDK raises
+                                        # RuntimeError on a client closed under us) is a lost session.
+                                        lost=live.lost.is_set(),
+                                        http=http,
+                                    )
+                                    if http.session_rejected or (
+                                        # Only the answer's own stream ended: the session lives on.
+                                        isinstance(failure, ServerDisconnectedError)
+                                        and not only_the_answer_was_lost(exc, http)
+                                    ):
+                                        live.lost.set()
+                                    elif isinstance(failure, AuthorizationError) and failure.status == 401:
+                                        # Its credentials are dead: drop it; the next call
+                                        # reconnects (and logs in) after the server's hold.
+                                        slot.refused(live, failure)
+                            if failure is not None:
+                                # Raised outside the handler: what failed is reachable only as the
+                                # translation chose (its redacted __cause__), never as an implicit
+                                # __context__ (whose text, a pydantic error's, may not be redactable).
+                                raise failure from failure.__cause__
                         slot.record(time.perf_counter() - started, ok=True)
                         return result
                     raise AssertionError("unreachable")  # pragma: no cover

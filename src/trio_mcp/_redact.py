@@ -11,6 +11,13 @@ httpx2's ``HTTPStatusError`` names the full URL. Two guards stop that text:
 - :func:`install_log_redaction` puts a filter on the loggers of those libraries (and on
   our own), which rewrites each record the same way before any handler sees it.
 
+Patterns catch a secret only where it looks like one (in a URL, beside a sensitive
+name). A server can send back what it was sent anywhere — a header value in an error
+body, the URL's token in a JSON-RPC error message, a parse error quoting the body — so
+the values themselves are known too: while a server is served, :func:`hold_secrets`
+keeps its header values and URL credentials (see :func:`secret_values`), and every
+redaction replaces them wherever they appear.
+
 A logger's filters only see records logged to that very logger (not its children's,
 which propagate past them), so the filter goes on every existing logger of the family;
 it is installed when trio-mcp is imported (on the loggers that exist then, and on
@@ -20,10 +27,18 @@ catches loggers created later.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
+import traceback
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(/*)")
 _HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[^:@\[\]]+)(?::[0-9]*)?$")
@@ -75,7 +90,67 @@ def redact_url(url: str) -> str:
     )
 
 
-__all__ = ["install_log_redaction", "redact_exception", "redact_text", "redact_url"]
+__all__ = [
+    "hold_secrets",
+    "install_log_redaction",
+    "redact_exception",
+    "redact_text",
+    "redact_url",
+    "redact_validation_error",
+    "release_secrets",
+    "secret_values",
+]
+
+# Shorter values are not looked for: they would mask common words, and are no secrets.
+_MIN_SECRET = 6
+# The secret values held (each as often as it was held), and one pattern for them all.
+_held: Counter[str] = Counter()
+_held_pattern: re.Pattern[str] | None = None
+
+
+def secret_values(url: str, headers: Mapping[str, str]) -> set[str]:
+    """What a remote server's requests carry that nothing may show: every header value
+    (and its credential alone, after a scheme such as ``Bearer``), and the URL's
+    user-info (and the Basic credentials made of it), query values and path parameters
+    (as written and percent-decoded)."""
+    values: set[str] = set()
+    for value in headers.values():
+        values.add(value.strip())
+        values.add(value.strip().partition(" ")[2].strip())
+    try:
+        parts = urlsplit(url)
+        username, password = parts.username, parts.password
+    except ValueError:  # not a URL once filled: config checks refuse it before any request
+        return {value for value in values if len(value) >= _MIN_SECRET}
+    found = [username or "", password or "", parts.path.partition(";")[2]]
+    if username is not None or password is not None:
+        # httpx2 sends the user-info as HTTP Basic credentials; a server may echo those.
+        basic = f"{unquote(username or '')}:{unquote(password or '')}"
+        found.append(base64.b64encode(basic.encode()).decode())
+    found.extend(pair.partition("=")[2] or pair for pair in parts.query.split("&"))
+    for value in found:
+        values.update((value, unquote(value)))
+    return {value for value in values if len(value) >= _MIN_SECRET}
+
+
+def hold_secrets(values: Iterable[str]) -> None:
+    """Redact ``values`` wherever they appear, until as many :func:`release_secrets`."""
+    _held.update(values)
+    _compile_held()
+
+
+def release_secrets(values: Iterable[str]) -> None:
+    _held.subtract(values)
+    for value in [value for value, count in _held.items() if count <= 0]:
+        del _held[value]
+    _compile_held()
+
+
+def _compile_held() -> None:
+    global _held_pattern
+    longest_first = sorted(_held, key=len, reverse=True)
+    _held_pattern = re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]*")
 _SENSITIVE = r"[\w.-]*(?:auth|cookie|session|token|key|secret|passw)[\w.-]*"
@@ -103,7 +178,10 @@ _EXACT_LOGGERS = (
 
 
 def redact_text(text: str) -> str:
-    """``text`` with URLs redacted (:func:`redact_url`) and sensitive named values hidden."""
+    """``text`` with held secrets, URLs (:func:`redact_url`) and sensitive named values hidden."""
+    held = _held_pattern
+    if held is not None:
+        text = held.sub("***", text)
     text = _URL.sub(lambda match: redact_url(match[0]), text)
     text = _NAMED_VALUE.sub(r"\1***", text)
     return _SESSION_ID.sub(r"\1***", text)
@@ -125,8 +203,9 @@ def _redact_payload(message: str) -> str:
 def redact_exception(exc: BaseException) -> None:
     """Redact, in place, the messages of ``exc`` and of every exception chained to it.
 
-    Only the text is rewritten (``args``, notes, an OS error's ``strerror``/``filename``,
-    an ``MCPError``'s message); types and other attributes are left as they are.
+    Only the text is rewritten (strings in ``args``, notes, an OS error's
+    ``strerror``/``filename``, an ``MCPError``'s message and data); types and other
+    attributes are left as they are.
     """
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
@@ -135,7 +214,7 @@ def redact_exception(exc: BaseException) -> None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        args = tuple(redact_text(arg) if isinstance(arg, str) else arg for arg in current.args)
+        args = tuple(_redact_data(arg) for arg in current.args)
         if args != current.args:
             current.args = args
         notes = getattr(current, "__notes__", None)
@@ -148,9 +227,57 @@ def redact_exception(exc: BaseException) -> None:
                     setattr(current, name, redact_text(value))
         if isinstance(current, MCPError):
             current.error.message = redact_text(current.error.message)
+            current.error.data = _redact_data(current.error.data)
         if isinstance(current, BaseExceptionGroup):
             stack.extend(current.exceptions)
         stack.extend((current.__cause__, current.__context__))
+
+
+def _redact_data(data: Any) -> Any:
+    """A JSON-RPC error's ``data`` with every string in it redacted (anything else kept)."""
+    if isinstance(data, str):
+        return redact_text(data)
+    if isinstance(data, list):
+        return [_redact_data(item) for item in data]
+    if isinstance(data, dict):
+        return {key: _redact_data(value) for key, value in data.items()}
+    return data
+
+
+def redact_validation_error(error: ValidationError) -> ValidationError:
+    """``error``, or if its text shows something to redact, a copy with its inputs redacted.
+
+    pydantic's error makes its text from the inputs it quotes, not from its args, so
+    :func:`redact_exception` cannot rewrite it in place.
+    """
+    shown = str(error)
+    if redact_text(shown) == shown:
+        return error
+    errors = error.errors(include_url=False)
+    try:
+        return ValidationError.from_exception_data(
+            error.title,
+            [
+                {"type": e["type"], "loc": e["loc"], "input": _redact_data(e["input"]), **_ctx(e)}  # type: ignore[typeddict-item]
+                for e in errors
+            ],
+        )
+    except (TypeError, ValueError, KeyError):  # an error type that wants what it cannot get back
+        return ValidationError.from_exception_data(
+            error.title,
+            [
+                {
+                    "type": PydanticCustomError("redacted", "the input is not shown"),
+                    "loc": e["loc"],
+                    "input": "***",
+                }
+                for e in errors
+            ],
+        )
+
+
+def _ctx(error: Any) -> dict[str, Any]:
+    return {"ctx": error["ctx"]} if "ctx" in error else {}
 
 
 class _RedactingFilter(logging.Filter):
@@ -166,6 +293,13 @@ class _RedactingFilter(logging.Filter):
             record.msg, record.args = redacted, ()
         if record.exc_info is not None and record.exc_info[1] is not None:
             redact_exception(record.exc_info[1])
+            # Some exceptions make their text from more than their args (pydantic's
+            # ValidationError quotes the input): if a secret survives in the traceback,
+            # the record carries the redacted text instead of the exception.
+            shown = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            redacted = redact_text(shown)
+            if redacted != shown:
+                record.exc_info, record.exc_text = None, redacted
         return True
 
 

@@ -49,6 +49,7 @@ from ._errors import (
 )
 from ._handlers import Handlers, ServerHandlers
 from ._headers import render_config
+from ._redact import hold_secrets, release_secrets, secret_values
 from ._session import LiveSession, open_live_session
 from ._shared import SharedOutcome
 from ._telemetry import detached
@@ -177,6 +178,8 @@ class ServerSlot:
     _attempt: SharedOutcome[LiveSession] | None = None
     #: The config with its placeholders filled, and its rendered headers (or env).
     _rendered: tuple[ServerConfig, dict[str, str]] | None = attrs.field(default=None, repr=False)  # secrets
+    #: The secret values of its rendered configs, redacted everywhere while it is served.
+    _secrets: set[str] = attrs.field(factory=set, repr=False)
     _connecting: bool = False
     _served: bool = False
     #: The authorization flow of an HTTP server's sessions, built once (it holds tokens).
@@ -258,6 +261,7 @@ class ServerSlot:
             # is raised to every caller, before the backoff or circuit is consulted, and
             # never counts against them.
             rendered = self._render()
+            self._hold_secrets(rendered)
             if not self._auth_built:
                 self._auth = build_auth(self.name, rendered[0], self._variables)
                 self._auth_built = True
@@ -341,11 +345,26 @@ class ServerSlot:
         self._nursery = nursery
         task_status.started()
         # Its sessions outlive whoever started it: their spans join no caller's trace.
-        with detached(), self._supervisor:  # cancelled by retire()
-            async with trio.open_nursery() as watchdog:
-                watchdog.start_soon(self._watchdog)
-                await self._supervise()
-                watchdog.cancel_scope.cancel()
+        try:
+            with detached(), self._supervisor:  # cancelled by retire()
+                async with trio.open_nursery() as watchdog:
+                    watchdog.start_soon(self._watchdog)
+                    await self._supervise()
+                    watchdog.cancel_scope.cancel()
+        finally:
+            release_secrets(self._secrets)
+            self._secrets.clear()
+
+    def _hold_secrets(self, rendered: tuple[ServerConfig, dict[str, str]]) -> None:
+        """Have what a remote server's requests carry redacted wherever it shows up (a
+        server may send it back in an error), for as long as the server is served."""
+        config, headers = rendered
+        url = config.endpoint()
+        if url is not None:
+            new = secret_values(url, headers) - self._secrets
+            if new:
+                hold_secrets(new)
+                self._secrets |= new
 
     def watch(self, deadline: float) -> None:
         """Make sure the watchdog looks at the requests by ``deadline``."""

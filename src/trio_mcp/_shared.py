@@ -8,6 +8,7 @@ its own copy, so one waiter's traceback never grows into another's.
 
 from __future__ import annotations
 
+import copy
 from typing import Generic, TypeVar
 
 import attrs
@@ -56,9 +57,13 @@ class SharedOutcome(Generic[T]):
 def _fresh(error: BaseException) -> BaseException:
     """A copy of ``error`` to raise in one more task (tracebacks are per raise)."""
     cls = type(error)
-    clone = cls.__new__(cls, *error.args)  # no __init__: keyword-only fields come from __dict__
+    try:
+        clone = cls.__new__(cls, *error.args)  # no __init__: keyword-only fields come from __dict__
+    except TypeError:  # a constructor that needs more than the args (pydantic's ValidationError)
+        clone = copy.copy(error)
     clone.args = error.args
-    clone.__dict__.update(error.__dict__)
+    if hasattr(error, "__dict__"):
+        clone.__dict__.update(error.__dict__)
     clone.__cause__ = error.__cause__
     clone.__context__ = error.__context__
     clone.__suppress_context__ = error.__suppress_context__

@@ -11,6 +11,8 @@ first (see ``_redact``), since it stays reachable as the cause and the context.
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import httpx2
 import trio
@@ -30,10 +32,10 @@ from ._errors import (
     ToolCallTimeout,
     UnknownToolError,
 )
-from ._redact import redact_exception, redact_url
+from ._redact import redact_exception, redact_text, redact_url, redact_validation_error
 from ._transport import HttpOutcome
 
-__all__ = ["first_leaf", "translate_call_error", "translate_connect_error"]
+__all__ = ["first_leaf", "only_the_answer_was_lost", "translate_call_error", "translate_connect_error"]
 
 _STREAM_ERRORS = (
     anyio.BrokenResourceError,
@@ -58,6 +60,41 @@ def first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+# How the SDK words the errors it makes up for a request whose answer cannot come: its
+# dispatcher's "Connection closed"; the Streamable HTTP transport's "SSE stream ..." when
+# the stream carrying one request's answer ended or broke (the session may be fine).
+_SDK_CLOSED_WORDS = ("Connection closed", "SSE stream ")
+_STREAM_BROKE_WORDS = "SSE stream "
+
+
+def _closed_by_the_sdk(exc: MCPError) -> bool:
+    """Whether ``exc`` is the SDK's own "the connection closed" (-32000), not a server's error.
+
+    -32000 is also the first code of JSON-RPC's range for servers' own errors, and
+    servers use it freely ("Server error"): such an answer is a failed request on a
+    live session. A server that words its error as the SDK does fools only itself.
+    """
+    return (
+        exc.code == CONNECTION_CLOSED
+        and exc.error.data is None
+        and exc.error.message.startswith(_SDK_CLOSED_WORDS)
+    )
+
+
+def only_the_answer_was_lost(exc: BaseException, http: HttpOutcome | None) -> bool:
+    """Whether a request failed only because the HTTP stream carrying its answer ended
+    without it, the connection intact: the answer is lost, not the session (every
+    request has a stream of its own). A stream broken off by a network error says the
+    server (or the way to it) is gone."""
+    leaf = first_leaf(exc)
+    return (
+        isinstance(leaf, MCPError)
+        and _closed_by_the_sdk(leaf)
+        and leaf.error.message.startswith(_STREAM_BROKE_WORDS)
+        and not (http is not None and http.broken)
+    )
+
+
 def _describe(exc: BaseException) -> str:
     """A short, secret-free description of a low-level failure."""
     if isinstance(exc, FileNotFoundError):
@@ -73,7 +110,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, httpx2.HTTPError):
         return f"the HTTP exchange failed ({type(exc).__name__})"
     if isinstance(exc, MCPError):
-        if exc.code == CONNECTION_CLOSED:
+        if _closed_by_the_sdk(exc):
             return "the server closed the connection during the handshake"
         return f"the handshake was refused (JSON-RPC error {exc.code}: {exc.error.message})"
     if isinstance(exc, RuntimeError) and str(exc).startswith(_VERSION_MISMATCH):
@@ -197,11 +234,14 @@ def translate_call_error(
                 server=server,
             )
         elif http.replied and isinstance(leaf, MCPError):
+            # The reply itself: the SSE transport's SDK client fails the request with a
+            # "Connection closed" of its own, never reading it.
+            code, message = _reply_code_and_message(http.reply, leaf)
             error = RequestFailedError(
-                f"server {server!r} answered {what} with JSON-RPC error {leaf.code}: {leaf.error.message} "
+                f"server {server!r} answered {what} with JSON-RPC error {code}: {message} "
                 f"({_status(http.status)})",
                 server=server,
-                code=leaf.code,
+                code=code,
             )
         else:
             error = RequestFailedError(
@@ -213,7 +253,12 @@ def translate_call_error(
         error = _lost(server, what, closing)
     elif isinstance(leaf, MCPError):
         code = leaf.code
-        if code == CONNECTION_CLOSED or isinstance(leaf.__cause__, _STREAM_ERRORS):
+        if only_the_answer_was_lost(leaf, http) and not closing:
+            error = ServerDisconnectedError(
+                f"server {server!r} ended the stream carrying the answer to {what} without it",
+                server=server,
+            )
+        elif _closed_by_the_sdk(leaf) or isinstance(leaf.__cause__, _STREAM_ERRORS):
             error = _lost(server, what, closing)
         elif code == REQUEST_TIMEOUT:
             error = ToolCallTimeout(f"{what} on server {server!r} timed out", server=server)
@@ -233,12 +278,21 @@ def translate_call_error(
         error = InvalidResultError(
             f"server {server!r} answered {what} with a malformed result", server=server
         )
+        leaf = redact_validation_error(leaf)  # its text quotes the result
     elif isinstance(leaf, (*_STREAM_ERRORS, OSError, httpx2.HTTPError)):
         error = _lost(server, what, closing)
     else:
         error = MCPPoolError(f"{what} on server {server!r} failed: {type(leaf).__name__}", server=server)
     error.__cause__ = leaf
     return error
+
+
+def _reply_code_and_message(reply: dict[str, Any] | None, leaf: MCPError) -> tuple[int, str]:
+    """The code and (redacted) message of a JSON-RPC error reply, else of ``leaf``."""
+    code, message = (reply or {}).get("code"), (reply or {}).get("message")
+    if isinstance(code, int) and not isinstance(code, bool) and isinstance(message, str):
+        return code, redact_text(message[:1000])
+    return leaf.code, leaf.error.message
 
 
 def _lost(server: str, what: str, closing: bool) -> MCPPoolError:

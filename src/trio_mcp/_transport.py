@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,11 +39,12 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.message import SessionMessage
-from mcp_types.jsonrpc import JSONRPCNotification, JSONRPCResponse
+from mcp_types import ErrorData
+from mcp_types.jsonrpc import JSONRPCError, JSONRPCNotification, JSONRPCResponse
 
 from ._auth import OBSERVED, ObservedAuth
-from ._config import InProcessServer, ServerConfig, SseServer, StdioServer
-from ._errors import AuthorizationError, ServerUnavailableError
+from ._config import DEFAULT_MAX_MESSAGE_BYTES, InProcessServer, ServerConfig, SseServer, StdioServer
+from ._errors import AuthorizationError, MalformedResponseError, ServerUnavailableError
 from ._redact import install_log_redaction
 from ._stdio import stdio_transport
 
@@ -66,13 +68,33 @@ class HttpOutcome:
     session_rejected: bool = False
     #: The error response's body was a JSON-RPC error reply to the request itself.
     replied: bool = False
+    #: That reply's error object (the SDK's HTTP+SSE client never reads it).
+    reply: dict[str, Any] | None = None
     #: The ``WWW-Authenticate`` challenge of a 401/403, if any (it names no secret).
     challenge: str | None = None
     #: The authorization flow run for one of the requests failed (see ``_auth``).
     auth_error: AuthorizationError | None = None
+    #: The body of an answer broke off (a network error mid-body): the connection or the
+    #: server is gone, not just that answer (see ``_translate.only_the_answer_was_lost``).
+    broken: bool = False
 
 
 _current_outcome: ContextVar[HttpOutcome | None] = ContextVar("trio_mcp_http_outcome", default=None)
+
+# The id of the request a POST carried, set in that POST's own task (the SDK runs each
+# in a task of its own) when its answer arrives: the answer it relays must be for it.
+_posted_id: ContextVar[Any] = ContextVar("trio_mcp_posted_id", default=None)
+# How httpx2 encodes the SDK's requests: the id comes second (read without parsing it all).
+_POSTED_ID = re.compile(rb'\{"jsonrpc":"2\.0","id":(-?[0-9]+|"(?:[^"\\]|\\.)*")[,}]')
+
+
+def _request_id(request: httpx2.Request) -> Any:
+    """The id of the JSON-RPC request ``request`` posts; None if it posts none."""
+    try:
+        match = _POSTED_ID.match(request.content, 0, 300)
+        return None if match is None else json.loads(match[1])
+    except (httpx2.RequestNotRead, ValueError):
+        return None
 
 
 class watch_http:  # a class, not a generator: it is entered around every request
@@ -89,22 +111,25 @@ class watch_http:  # a class, not a generator: it is entered around every reques
         _current_outcome.reset(self._token)
 
 
-async def _answers_request(response: httpx2.Response) -> bool:
-    """Whether an HTTP error response carries a JSON-RPC error reply to its POST's request."""
+async def _reply_in(response: httpx2.Response) -> dict[str, Any] | None:
+    """The JSON-RPC error an HTTP error response carries in reply to its POST's request, if any."""
     request = response.request
     if request.method != "POST" or not response.headers.get("content-type", "").startswith(
         "application/json"
     ):
-        return False
+        return None
     length = response.headers.get("content-length")
     if length is None or not length.isdigit() or int(length) > _MAX_ERROR_BODY:
-        return False
+        return None
     try:
         body = json.loads(await response.aread())
         sent_id = json.loads(request.content).get("id")
     except (ValueError, AttributeError, httpx2.StreamError):
-        return False
-    return isinstance(body, dict) and "error" in body and sent_id is not None and body.get("id") == sent_id
+        return None
+    if isinstance(body, dict) and "error" in body and sent_id is not None and body.get("id") == sent_id:
+        error = body["error"]
+        return error if isinstance(error, dict) else {}
+    return None
 
 
 def _is_session_rejection(response: httpx2.Response, *, sse: bool, replied: bool) -> bool:
@@ -124,20 +149,52 @@ def _is_session_rejection(response: httpx2.Response, *, sse: bool, replied: bool
     return "mcp-session-id" in response.request.headers
 
 
+class _WatchedBody(httpx2.AsyncByteStream):
+    """A response body that notes in ``outcome`` a network error that breaks it off."""
+
+    __slots__ = ("_inner", "_iterator", "_outcome")
+
+    def __init__(self, inner: httpx2.AsyncByteStream, outcome: HttpOutcome) -> None:
+        self._inner = inner
+        self._outcome = outcome
+        self._iterator: AsyncIterator[bytes] | None = None
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self._iterator = self._inner.__aiter__()
+        return self
+
+    async def __anext__(self) -> bytes:
+        assert self._iterator is not None
+        try:
+            return await self._iterator.__anext__()
+        except httpx2.TransportError:
+            self._outcome.broken = True
+            raise
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 def _observer(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2.Response], Awaitable[None]]:
     """What to do with the final answer to one of the transport's requests."""
 
     async def observe(response: httpx2.Response) -> None:
         status = response.status_code
         method = response.request.method
+        outcome = _current_outcome.get()
+        if method == "POST":
+            if outcome is not None and isinstance(response.stream, httpx2.AsyncByteStream):
+                response.stream = _WatchedBody(response.stream, outcome)
+            if status < 300:
+                _posted_id.set(_request_id(response.request))
         if status < 400 or method == "DELETE":
             return
-        replied = await _answers_request(response)
+        reply = await _reply_in(response)
+        replied = reply is not None
         rejected = _is_session_rejection(response, sse=sse, replied=replied)
-        outcome = _current_outcome.get()
         if outcome is not None:
             outcome.status = status
-            outcome.replied = replied
+            outcome.replied, outcome.reply = replied, reply
             outcome.session_rejected = outcome.session_rejected or rejected
             if status in (401, 403):
                 outcome.challenge = response.headers.get("www-authenticate")
@@ -192,14 +249,22 @@ def _default_result_type(result: dict[str, Any]) -> None:
 
 
 class _WatchedReadStream:
-    """A read stream that calls ``on_end`` once, when its inner stream ends or breaks."""
+    """A read stream that calls ``on_end`` once, when its inner stream ends or breaks.
 
-    __slots__ = ("_ended", "_inner", "_on_end")
+    An HTTP answer relayed for another request than the one its POST carried (the SDK
+    passes a JSON answer on as it is) fails the POST's own request at once, instead of
+    leaving it to its deadline and handing the answer to whoever owns that id.
+    """
 
-    def __init__(self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None]) -> None:
+    __slots__ = ("_ended", "_inner", "_name", "_on_end")
+
+    def __init__(
+        self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None], name: str
+    ) -> None:
         self._inner = inner
         self._on_end = on_end
         self._ended = False
+        self._name = name
 
     @property
     def last_context(self) -> Any:
@@ -217,9 +282,21 @@ class _WatchedReadStream:
         except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._end()
             raise
-        if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCResponse):
-            _default_result_type(item.message.result)
+        if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCResponse | JSONRPCError):
+            context = getattr(self._inner, "last_context", None)
+            posted = None if context is None else context.get(_posted_id)
+            if posted is not None and item.message.id != posted:
+                return self._misdirected(posted)
+            if isinstance(item.message, JSONRPCResponse):
+                _default_result_type(item.message.result)
         return item
+
+    def _misdirected(self, request_id: Any) -> SessionMessage:
+        error = MalformedResponseError(
+            f"server {self._name!r} answered a request with the response to another one", server=self._name
+        )
+        data = ErrorData(code=error.code, message=str(error), data=error)  # the pool's error, carried
+        return SessionMessage(JSONRPCError(jsonrpc="2.0", id=request_id, error=data))
 
     def __aiter__(self) -> _WatchedReadStream:
         return self
@@ -271,7 +348,11 @@ async def _streamable_http(
     name: str, url: str, headers: dict[str, str], on_rejected: Callable[[], None], auth: httpx2.Auth | None
 ) -> AsyncIterator[TransportStreams]:
     client = _http_client(name, headers, on_rejected, sse=False, auth=auth)
-    async with client, streamable_http_client(url, http_client=client) as streams:
+    # The SDK's own bound on one SSE event is 1 MiB: any larger answer a server streams
+    # (as SDK servers do in the 2025 era) broke its stream and cost the session. Bound
+    # it as a stdio message is by default; JSON answers are not bounded at all.
+    streams_cm = streamable_http_client(url, http_client=client, max_sse_event_size=DEFAULT_MAX_MESSAGE_BYTES)
+    async with client, streams_cm as streams:
         yield streams
 
 
@@ -389,11 +470,12 @@ async def open_transport(
     """
     install_log_redaction()  # again: SDK loggers may have been created since import
     async with _build(name, config, headers, lost, auth, closing) as (read_stream, write_stream):
+        watched = _WatchedReadStream(read_stream, lost.set, name)
         if not isinstance(config, SseServer):
-            yield _WatchedReadStream(read_stream, lost.set), write_stream
+            yield watched, write_stream
             return
         async with trio.open_nursery() as nursery:
-            yield _WatchedReadStream(read_stream, lost.set), _SseWriteStream(write_stream, nursery)
+            yield watched, _SseWriteStream(write_stream, nursery)
             nursery.cancel_scope.cancel()
 
 
