@@ -154,7 +154,7 @@ async def test_keyboard_interrupt_in_a_user_nursery_stays_a_keyboard_interrupt(
     assert "internal error" not in caplog.text
 
 
-def test_cli_check_exits_130_on_ctrl_c(tmp_path: Path) -> None:
+def test_cli_check_ends_by_sigint_on_ctrl_c(tmp_path: Path) -> None:
     # A "server" that never answers the handshake: check waits on it until Ctrl-C.
     config = tmp_path / "mcp.json"
     mute = {"command": sys.executable, "args": ["-c", "import time; time.sleep(60)"]}
@@ -188,8 +188,61 @@ def test_cli_check_exits_130_on_ctrl_c(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 130, (out, err)
+    # Ended by SIGINT (a shell's 130) every time: it used to exit(130), except when
+    # CPython had seen the KeyboardInterrupt go by and ended the run by SIGINT itself.
+    assert process.returncode == -signal.SIGINT, (out, err)
     assert "interrupted" in err and "internal error" not in err
+
+
+_INTERRUPTED_IN_A_CALLBACK = r"""
+import os, signal, weakref
+import trio_mcp._cli as cli
+
+run = cli._run
+
+
+class Thing:
+    pass
+
+
+def callback(_):
+    # Ctrl-C lands while Python runs a weakref callback (importlib's module locks have
+    # them, so a lazy import during a connect is enough): an exception raised in one is
+    # printed and dropped.
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10**6):
+        pass
+
+
+async def interrupted_in_a_weakref_callback(*args):
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+    return await run(*args)
+
+
+cli._run = interrupted_in_a_weakref_callback
+cli.entry_point()
+"""
+
+
+def test_cli_ctrl_c_is_never_lost(tmp_path: Path) -> None:
+    config = tmp_path / "mcp.json"
+    mute = {"command": sys.executable, "args": ["-c", "import time; time.sleep(60)"]}
+    config.write_text(json.dumps({"mcpServers": {"mute": mute}}))
+    script = tmp_path / "cli.py"
+    script.write_text(_INTERRUPTED_IN_A_CALLBACK)
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script), "check", str(config), "--connect-timeout", "60"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired as timeout:
+        raise AssertionError(f"the Ctrl-C was lost: {timeout.stderr!r}") from None
+    assert done.returncode == -signal.SIGINT, (done.stdout, done.stderr)
+    assert "interrupted" in done.stderr and "Exception ignored" not in done.stderr
 
 
 # -- item 7: a missing ${variable} ------------------------------------------------------

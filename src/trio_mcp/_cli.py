@@ -20,7 +20,8 @@ tool's progress and the server's log messages on stderr as they arrive.
 
 Exit codes: 0 success; 1 the tool ran and reported an error; 2 bad usage or config
 (including an unknown server or tool); 3 a server could not be reached or a request
-failed; 130 interrupted. Errors go to stderr, one line each, results to stdout.
+failed; 130 interrupted (the command ends by SIGINT, which a shell reports as 130).
+Errors go to stderr, one line each, results to stdout.
 
 The pool (and so the MCP SDK) is imported only once a command runs, so that
 ``--help`` and ``--version`` answer at once.
@@ -529,7 +530,19 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
             raise ConfigError(f"{options.config} names no servers")
         _check_server_names(options, servers)
         with output.installed():
-            return trio.run(_run, options, servers, out, err, output.failed)
+            # Ctrl-C reaches the main task at its next checkpoint, never as a
+            # KeyboardInterrupt raised wherever Python happens to be: inside a weakref
+            # callback (as importlib's module locks run during a lazy import) that one
+            # is printed and dropped, and the command would wait out its timeouts.
+            return trio.run(
+                _run,
+                options,
+                servers,
+                out,
+                err,
+                output.failed,
+                restrict_keyboard_interrupt_to_checkpoints=True,
+            )
     except (ConfigError, TemplateError, UnknownServerError, UnknownToolError) as error:
         print(f"trio-mcp: {error}", file=err)
         return EXIT_USAGE
@@ -548,4 +561,23 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
 
 def entry_point() -> None:
     """The ``trio-mcp`` console script."""
-    raise SystemExit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        _die_of_sigint()
+    raise SystemExit(code)
+
+
+def _die_of_sigint() -> None:
+    """End the process by SIGINT, as an interrupted program should.
+
+    The shell reports it as 130, and a script that ran us stops too (after a plain
+    ``exit(130)`` it would carry on). It is also the only outcome that does not depend
+    on where the Ctrl-C landed: CPython itself ends a ``python -m`` run this way after a
+    ``KeyboardInterrupt`` it saw go by, even once the program has handled it.
+    """
+    import signal
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
