@@ -636,3 +636,18 @@ def test_portal_with_plain_function_handlers() -> None:
     assert caller not in handler_threads  # plain handlers ran in worker threads
     assert progress_threads == {caller}  # plain progress functions ran in the calling thread
     assert updates == [1, 2, 3, 4] * 2
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_ctrl_c_in_a_handler_comes_out_as_itself(mode: str) -> None:
+    # Legacy: the SDK runs the handler in its session's task, which dies of it; auto: in
+    # the caller's request, inside a task group of the SDK's. Either way the interrupt
+    # comes out of the pool as a bare KeyboardInterrupt: not swallowed, not in a group.
+    async def roots(server: str) -> list[str]:
+        raise KeyboardInterrupt
+
+    handlers = trio_mcp.Handlers(roots=roots)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        async with trio_mcp.open_mcp_pool({"s": stdio_server(mode=mode)}, handlers=handlers) as pool:
+            await pool.tool_call("s", "client_roots")
+    assert type(caught.value) is KeyboardInterrupt

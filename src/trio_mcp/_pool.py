@@ -298,6 +298,13 @@ class MCPPool:
             deadline = cancelled.source == "deadline"
             slot.record(0.0, ok=False, timed_out=deadline, cancelled=not deadline)
             raise
+        except BaseExceptionGroup as group:
+            # A Ctrl-C (or SystemExit) raised in a handler the SDK ran in a task group of
+            # its own, during this request: the caller gets it as itself, not in a group.
+            stop = group.subgroup((KeyboardInterrupt, SystemExit))
+            if stop is None:
+                raise
+            raise first_leaf(stop) from None
 
     def statistics(self) -> dict[str, ServerStatistics]:
         """A frozen snapshot per server: state, in flight, waiting, counters, latency."""
@@ -729,6 +736,11 @@ async def open_mcp_pool(
             # here only as a copy; its leaves are the very objects the body raised.
             body_leaves = _leaf_ids(body_error)
             _, internal = group.split(lambda exc: id(exc) in body_leaves or isinstance(exc, trio.Cancelled))
+            stop = None if internal is None else internal.subgroup((KeyboardInterrupt, SystemExit))
+            if stop is not None:
+                # A Ctrl-C landed in one of our tasks (a handler, say) and the body failed
+                # of it: the interrupt goes on, the body's error chained to it.
+                raise first_leaf(stop) from body_error
             if internal is not None:
                 # Never hide the user's exception behind ours; but say that we failed too.
                 logger.error("internal error while closing the pool", exc_info=internal)
