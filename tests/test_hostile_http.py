@@ -149,7 +149,8 @@ async def test_secrets_a_server_sends_back_are_never_shown(
 
 def test_the_secret_values_of_a_remote_server() -> None:
     url = f"http://{USER}:{PASSWORD}@h:1/mcp;jsessionid=TOKEN123?api_key=q%2BS3CRET&BARETOKEN123&x=1"
-    values = secret_values(url, {"Authorization": f"Bearer {HEADER}", "X-Short": "short"})
+    headers = {"Authorization": f"Bearer {HEADER}", "X-Short": "short", "Accept": "application/json"}
+    values = secret_values(url, headers)
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     assert values == {
         *(USER, PASSWORD, basic, "jsessionid=TOKEN123", "q%2BS3CRET", "q+S3CRET", "BARETOKEN123"),

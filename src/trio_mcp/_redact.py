@@ -108,13 +108,31 @@ _held: Counter[str] = Counter()
 _held_pattern: re.Pattern[str] | None = None
 
 
+# Standard headers whose values describe a request, never a credential.
+_PLAIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-type",
+        "mcp-protocol-version",
+        "user-agent",
+    }
+)
+
+
 def secret_values(url: str, headers: Mapping[str, str]) -> set[str]:
     """What a remote server's requests carry that nothing may show: every header value
-    (and its credential alone, after a scheme such as ``Bearer``), and the URL's
-    user-info (and the Basic credentials made of it), query values and path parameters
-    (as written and percent-decoded)."""
+    but those of a few standard headers that describe the request (``Accept``,
+    ``User-Agent``, …), each also as its credential alone (after a scheme such as
+    ``Bearer``), and the URL's user-info (and the Basic credentials made of it), query
+    values and path parameters (as written and percent-decoded)."""
     values: set[str] = set()
-    for value in headers.values():
+    for name, value in headers.items():
+        if name.lower() in _PLAIN_HEADERS:
+            continue  # masking "application/json" everywhere would only blur the logs
         values.add(value.strip())
         values.add(value.strip().partition(" ")[2].strip())
     try:
