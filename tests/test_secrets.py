@@ -18,11 +18,12 @@ import trio
 from mcp.shared.exceptions import MCPError
 
 import trio_mcp
+from trio_mcp import result_text
 from trio_mcp._config import redact_url
 from trio_mcp._redact import redact_exception, redact_text
 from trio_mcp._translate import translate_call_error, translate_connect_error
 
-from .conftest import HttpServer, free_port
+from .conftest import HttpServer, free_port, stdio_server
 from .test_telemetry import Recorder
 
 PASSWORD, TOKEN, HEADER, USER = "pw-S3CRET", "qtok-S3CRET", "hdr-S3CRET", "usr-S3CRET"
@@ -370,3 +371,21 @@ def test_a_logger_created_while_the_filter_is_being_installed_is_covered_next_ti
         restored = dict(manager.loggerDict)
         manager.loggerDict = original
         original.update(restored)
+
+
+async def test_a_stdio_server_sending_back_its_environment_shows_none_of_it() -> None:
+    secret = "sk-env-secret-4711"
+    config = stdio_server(env={"SERVICE_TOKEN": secret})
+    async with trio_mcp.open_mcp_pool({"s": config}) as pool:
+        with pytest.raises(trio_mcp.RequestFailedError) as caught:
+            await pool.tool_call("s", "jsonrpc_error", {"code": -32050, "message": f"bad token {secret}"})
+        chain: list[BaseException] = []
+        error: BaseException | None = caught.value
+        while error is not None and len(chain) < 10:
+            chain.append(error)
+            error = error.__cause__ or error.__context__
+        shown = " ".join(f"{e} {e!r}" for e in chain)
+        assert "bad token ***" in str(caught.value)
+        assert secret not in shown
+        # A result is the caller's own data: never rewritten.
+        assert result_text(await pool.tool_call("s", "getenv", {"name": "SERVICE_TOKEN"})) == secret

@@ -91,6 +91,7 @@ def redact_url(url: str) -> str:
 
 
 __all__ = [
+    "env_secret_values",
     "hold_secrets",
     "install_log_redaction",
     "redact_exception",
@@ -149,6 +150,11 @@ def secret_values(url: str, headers: Mapping[str, str]) -> set[str]:
     for value in found:
         values.update((value, unquote(value)))
     return {value for value in values if len(value) >= _MIN_SECRET}
+
+
+def env_secret_values(env: Mapping[str, str]) -> set[str]:
+    """What nothing may show of a stdio server's configured environment: its values."""
+    return {value for value in env.values() if len(value) >= _MIN_SECRET}
 
 
 def hold_secrets(values: Iterable[str]) -> None:

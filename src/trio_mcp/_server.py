@@ -49,7 +49,7 @@ from ._errors import (
 )
 from ._handlers import Handlers, ServerHandlers
 from ._headers import render_config
-from ._redact import hold_secrets, release_secrets, secret_values
+from ._redact import env_secret_values, hold_secrets, release_secrets, secret_values
 from ._session import LiveSession, open_live_session
 from ._shared import SharedOutcome
 from ._telemetry import detached
@@ -356,15 +356,16 @@ class ServerSlot:
             self._secrets.clear()
 
     def _hold_secrets(self, rendered: tuple[ServerConfig, dict[str, str]]) -> None:
-        """Have what a remote server's requests carry redacted wherever it shows up (a
-        server may send it back in an error), for as long as the server is served."""
-        config, headers = rendered
+        """Have what a remote server's requests carry, or the environment a stdio server
+        is given, redacted wherever it shows up (a server may send it back in an error),
+        for as long as the server is served."""
+        config, headers_or_env = rendered
         url = config.endpoint()
-        if url is not None:
-            new = secret_values(url, headers) - self._secrets
-            if new:
-                hold_secrets(new)
-                self._secrets |= new
+        found = secret_values(url, headers_or_env) if url is not None else env_secret_values(headers_or_env)
+        new = found - self._secrets
+        if new:
+            hold_secrets(new)
+            self._secrets |= new
 
     def watch(self, deadline: float) -> None:
         """Make sure the watchdog looks at the requests by ``deadline``."""
