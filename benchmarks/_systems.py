@@ -9,6 +9,7 @@ the two seeds) is opened with ``with`` and its handle is called from plain threa
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import threading
@@ -192,8 +193,11 @@ class PoolHandle:
 
 
 @asynccontextmanager
-async def open_pool(targets: Targets) -> AsyncIterator[PoolHandle]:
+async def open_pool(targets: Targets, limits: trio_mcp.Limits | None = None) -> AsyncIterator[PoolHandle]:
+    """The pool; with ``limits``, every server's own (else the default)."""
     servers = {name: target.config() for name, target in targets.items()}
+    if limits is not None:
+        servers = {name: attrs.evolve(config, limits=limits) for name, config in servers.items()}
     async with trio_mcp.open_mcp_pool(servers) as pool:
         yield PoolHandle(pool)
 
@@ -424,15 +428,6 @@ def open_wake_up(targets: Targets) -> Iterator[WakeUpHandle]:
         yield WakeUpHandle(handle)
 
 
-@asynccontextmanager
-async def open_pool_unqueued(targets: Targets) -> AsyncIterator[PoolHandle]:
-    """The pool with room for every caller of the benchmarks in flight (no queueing in it)."""
-    limits = trio_mcp.Limits(max_concurrent=256)
-    servers = {name: attrs.evolve(target.config(), limits=limits) for name, target in targets.items()}
-    async with trio_mcp.open_mcp_pool(servers) as pool:
-        yield PoolHandle(pool)
-
-
 @dataclass(frozen=True)
 class System:
     """One row of the tables: how to open it, and where its callers run."""
@@ -500,7 +495,8 @@ REFERENCES: dict[str, System] = {
     "pool-256": System(
         "pool-256",
         "trio",
-        open_pool_unqueued,
+        # Room for every caller of the benchmarks in flight: none queues in the pool.
+        functools.partial(open_pool, limits=trio_mcp.Limits(max_concurrent=256)),
         "the pool with `Limits(max_concurrent=256)`: no caller waits in it for a slot",
     ),
 }

@@ -63,8 +63,8 @@ def first_leaf(exc: BaseException) -> BaseException:
 # How the SDK words the errors it makes up for a request whose answer cannot come: its
 # dispatcher's "Connection closed"; the Streamable HTTP transport's "SSE stream ..." when
 # the stream carrying one request's answer ended or broke (the session may be fine).
-_SDK_CLOSED_WORDS = ("Connection closed", "SSE stream ")
 _STREAM_BROKE_WORDS = "SSE stream "
+_SDK_CLOSED_WORDS = ("Connection closed", _STREAM_BROKE_WORDS)
 
 
 def _closed_by_the_sdk(exc: MCPError) -> bool:

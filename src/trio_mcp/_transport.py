@@ -43,7 +43,14 @@ from mcp_types import ErrorData
 from mcp_types.jsonrpc import JSONRPCError, JSONRPCNotification, JSONRPCResponse
 
 from ._auth import OBSERVED, ObservedAuth
-from ._config import DEFAULT_MAX_MESSAGE_BYTES, InProcessServer, ServerConfig, SseServer, StdioServer
+from ._config import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    InProcessServer,
+    ServerConfig,
+    SseServer,
+    StdioServer,
+    StreamableHttpServer,
+)
 from ._errors import AuthorizationError, MalformedResponseError, ServerUnavailableError
 from ._redact import install_log_redaction
 from ._stdio import stdio_transport
@@ -185,7 +192,7 @@ def _observer(on_rejected: Callable[[], None], *, sse: bool) -> Callable[[httpx2
         if method == "POST":
             if outcome is not None and isinstance(response.stream, httpx2.AsyncByteStream):
                 response.stream = _WatchedBody(response.stream, outcome)
-            if status < 300:
+            if status < 300 and not sse:  # Streamable HTTP: the answer comes on this POST
                 _posted_id.set(_request_id(response.request))
         if status < 400 or method == "DELETE":
             return
@@ -256,15 +263,23 @@ class _WatchedReadStream:
     leaving it to its deadline and handing the answer to whoever owns that id.
     """
 
-    __slots__ = ("_ended", "_inner", "_name", "_on_end")
+    __slots__ = ("_ended", "_inner", "_name", "_on_end", "_posts")
 
     def __init__(
-        self, inner: ReadStream[SessionMessage | Exception], on_end: Callable[[], None], name: str
+        self,
+        inner: ReadStream[SessionMessage | Exception],
+        on_end: Callable[[], None],
+        name: str,
+        *,
+        posts: bool,
     ) -> None:
         self._inner = inner
         self._on_end = on_end
         self._ended = False
         self._name = name
+        # Streamable HTTP: each answer comes on the POST of its request (checked below);
+        # no other transport pays for the check.
+        self._posts = posts
 
     @property
     def last_context(self) -> Any:
@@ -283,10 +298,11 @@ class _WatchedReadStream:
             self._end()
             raise
         if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCResponse | JSONRPCError):
-            context = getattr(self._inner, "last_context", None)
-            posted = None if context is None else context.get(_posted_id)
-            if posted is not None and item.message.id != posted:
-                return self._misdirected(posted)
+            if self._posts:
+                context = getattr(self._inner, "last_context", None)
+                posted = None if context is None else context.get(_posted_id)
+                if posted is not None and item.message.id != posted:
+                    return self._misdirected(posted)
             if isinstance(item.message, JSONRPCResponse):
                 _default_result_type(item.message.result)
         return item
@@ -470,7 +486,9 @@ async def open_transport(
     """
     install_log_redaction()  # again: SDK loggers may have been created since import
     async with _build(name, config, headers, lost, auth, closing) as (read_stream, write_stream):
-        watched = _WatchedReadStream(read_stream, lost.set, name)
+        watched = _WatchedReadStream(
+            read_stream, lost.set, name, posts=isinstance(config, StreamableHttpServer)
+        )
         if not isinstance(config, SseServer):
             yield watched, write_stream
             return
