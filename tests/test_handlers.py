@@ -651,3 +651,15 @@ async def test_a_ctrl_c_in_a_handler_comes_out_as_itself(mode: str) -> None:
         async with trio_mcp.open_mcp_pool({"s": stdio_server(mode=mode)}, handlers=handlers) as pool:
             await pool.tool_call("s", "client_roots")
     assert type(caught.value) is KeyboardInterrupt
+
+
+async def test_a_ctrl_c_in_a_handler_comes_out_as_itself_from_the_reference_server() -> None:
+    # The TypeScript server asks for a sample mid-call (it speaks 2025-11-25 in both modes).
+    async def sample(server: str, params: Any) -> Any:
+        raise KeyboardInterrupt
+
+    handlers = trio_mcp.Handlers(sampling=sample)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        async with trio_mcp.open_mcp_pool({"ts": everything(handlers=handlers)}) as pool:
+            await pool.tool_call("ts", "trigger-sampling-request", {"prompt": "hi"})
+    assert type(caught.value) is KeyboardInterrupt
